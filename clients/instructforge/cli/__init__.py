@@ -1,0 +1,1 @@
+"""The `iforge` command line."""

@@ -1,0 +1,1 @@
+"""The server runtime every InstructForge service shares: settings, errors, interceptors, serving."""
