@@ -1,0 +1,158 @@
+"""Checks a protobuf message against the field rules declared in the protos.
+
+The rules (`instructforge.common.v1.rules`, see proto/instructforge/common/v1/validate.proto) live
+in the contract, so every service validates the same way and a caller learns every bad field by its
+path (`items[3].text: must be at most 65536 characters`). Rules are read from the descriptors once
+per message type and cached; message types with no rules anywhere below them are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from instructforge.common.v1 import validate_pb2
+from instructforge.runtime.errors import FieldViolation, InvalidArgument
+
+_STRING_TYPES = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
+
+
+@dataclass(frozen=True)
+class _FieldCheck:
+    field: FieldDescriptor
+    rules: validate_pb2.FieldRules | None
+    pattern: re.Pattern[str] | None
+    # The field holds messages with rules somewhere below them.
+    descend: bool
+
+
+def _is_repeated(field: FieldDescriptor) -> bool:
+    return field.is_repeated
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def _rules_of(field: FieldDescriptor) -> validate_pb2.FieldRules | None:
+    options = field.GetOptions()
+    if options.HasExtension(validate_pb2.rules):
+        return options.Extensions[validate_pb2.rules]
+    return None
+
+
+@cache
+def _checks(descriptor: Descriptor) -> tuple[_FieldCheck, ...]:
+    checks = []
+    for field in descriptor.fields:
+        rules = _rules_of(field)
+        target = field.message_type
+        if target is not None and _is_map(field):
+            target = target.fields_by_name["value"].message_type
+        descend = target is not None and _has_rules(target, frozenset())
+        if rules is not None or descend:
+            pattern = re.compile(rules.pattern) if rules is not None and rules.HasField("pattern") else None
+            checks.append(_FieldCheck(field, rules, pattern, descend))
+    return tuple(checks)
+
+
+def _has_rules(descriptor: Descriptor, seen: frozenset[str]) -> bool:
+    if descriptor.full_name in seen:
+        return False
+    seen = seen | {descriptor.full_name}
+    for field in descriptor.fields:
+        if _rules_of(field) is not None:
+            return True
+        target = field.message_type
+        if target is not None and _has_rules(target, seen):
+            return True
+    return False
+
+
+def _check_scalar(value: object, field: FieldDescriptor, rules: validate_pb2.FieldRules, pattern, path: str,
+                  out: list[FieldViolation]) -> None:
+    if field.type in _STRING_TYPES:
+        length = len(value)  # type: ignore[arg-type]
+        if rules.HasField("max_length") and length > rules.max_length:
+            out.append(FieldViolation(path, f"must be at most {rules.max_length} characters (got {length})"))
+        if length and rules.HasField("min_length") and length < rules.min_length:
+            out.append(FieldViolation(path, f"must be at least {rules.min_length} characters (got {length})"))
+        if length and pattern is not None and field.type == FieldDescriptor.TYPE_STRING and not pattern.fullmatch(value):
+            out.append(FieldViolation(path, f"must match the pattern {pattern.pattern!r} (got {value!r})"))
+    elif field.cpp_type in (
+        FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT32,
+        FieldDescriptor.CPPTYPE_UINT64, FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT,
+    ):
+        number = value
+        if number != number:  # NaN never satisfies a bound
+            out.append(FieldViolation(path, "must be a number (got NaN)"))
+            return
+        for name, ok, words in (
+            ("gte", lambda b: number >= b, "at least"),
+            ("lte", lambda b: number <= b, "at most"),
+            ("gt", lambda b: number > b, "greater than"),
+            ("lt", lambda b: number < b, "less than"),
+        ):
+            if rules.HasField(name) and not ok(getattr(rules, name)):
+                bound = getattr(rules, name)
+                shown = int(bound) if float(bound).is_integer() else bound
+                out.append(FieldViolation(path, f"must be {words} {shown} (got {number})"))
+
+
+def _is_empty(message: Message, field: FieldDescriptor) -> bool:
+    if _is_repeated(field):
+        return len(getattr(message, field.name)) == 0
+    if field.message_type is not None:
+        return not message.HasField(field.name)
+    return not getattr(message, field.name)
+
+
+def _collect(message: Message, prefix: str, out: list[FieldViolation]) -> None:
+    for check in _checks(message.DESCRIPTOR):
+        field, rules = check.field, check.rules
+        path = f"{prefix}{field.name}"
+        value = getattr(message, field.name)
+        if rules is not None:
+            if rules.required and _is_empty(message, field):
+                what = "must not be empty" if field.message_type is None or _is_repeated(field) else "is required"
+                if field.enum_type is not None and not _is_repeated(field):
+                    what = f"is required (one of {', '.join(v.name for v in field.enum_type.values[1:])})"
+                out.append(FieldViolation(path, what))
+            if _is_repeated(field):
+                count = len(value)
+                if rules.HasField("max_items") and count > rules.max_items:
+                    out.append(FieldViolation(path, f"must have at most {rules.max_items} items (got {count})"))
+                if rules.HasField("min_items") and count < rules.min_items:
+                    out.append(FieldViolation(path, f"must have at least {rules.min_items} items (got {count})"))
+                if field.message_type is None:
+                    for i, item in enumerate(value):
+                        _check_scalar(item, field, rules, check.pattern, f"{path}[{i}]", out)
+            elif field.message_type is None and (not field.has_presence or message.HasField(field.name)):
+                _check_scalar(value, field, rules, check.pattern, path, out)
+        if check.descend:
+            if _is_map(field):
+                for key, item in value.items():
+                    _collect(item, f"{path}[{key!r}].", out)
+            elif _is_repeated(field):
+                for i, item in enumerate(value):
+                    _collect(item, f"{path}[{i}].", out)
+            elif message.HasField(field.name):
+                _collect(value, f"{path}.", out)
+
+
+def violations(message: Message) -> list[FieldViolation]:
+    """Every rule the message breaks, by field path; empty when it is valid."""
+    found: list[FieldViolation] = []
+    _collect(message, "", found)
+    return found
+
+
+def validate(message: Message) -> None:
+    """Raise InvalidArgument naming every bad field of the message."""
+    found = violations(message)
+    if found:
+        raise InvalidArgument(violations=found)
