@@ -28,26 +28,23 @@ def proto_files() -> list[Path]:
     return sorted(PROTO_ROOT.rglob("*.proto"))
 
 
-def generate(out_dir: Path, descriptor_set: Path | None = None) -> None:
-    """Run protoc over every proto file, writing stubs (and optionally a descriptor set) to out_dir."""
+def run_protoc(proto_root: Path, extra_args: list[str]) -> list[str]:
+    """Compile every proto under proto_root with grpcio-tools' protoc; returns the files compiled."""
     import grpc_tools
     from grpc_tools import protoc
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
-    files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
-    args = [
-        "grpc_tools.protoc",
-        f"--proto_path={PROTO_ROOT}",
-        f"--proto_path={well_known}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-    ]
-    if descriptor_set is not None:
-        args += [f"--descriptor_set_out={descriptor_set}", "--include_imports", "--include_source_info"]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [str(p.relative_to(proto_root)) for p in sorted(proto_root.rglob("*.proto"))]
+    args = ["grpc_tools.protoc", f"--proto_path={proto_root}", f"--proto_path={well_known}", *extra_args]
     if protoc.main(args + files) != 0:
-        raise SystemExit("protoc failed; see the messages above")
+        raise SystemExit(f"protoc failed on the protos under {proto_root}; see the messages above")
+    return files
+
+
+def generate(out_dir: Path) -> None:
+    """Write the stubs of every proto under proto/ to out_dir, with an __init__.py per versioned package."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = run_protoc(PROTO_ROOT, [f"--python_out={out_dir}", f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}"])
     for package_dir in {(out_dir / f).parent for f in files}:
         (package_dir / "__init__.py").write_text(INIT_TEXT)
 

@@ -123,14 +123,14 @@ class TagCount(_message.Message):
     def __init__(self, name: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class NormalizeTagsResponse(_message.Message):
-    __slots__ = ("items", "mappings", "vocabulary")
+    __slots__ = ("items", "mappings", "tag_counts")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MAPPINGS_FIELD_NUMBER: _ClassVar[int]
-    VOCABULARY_FIELD_NUMBER: _ClassVar[int]
+    TAG_COUNTS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[ItemTags]
     mappings: _containers.RepeatedCompositeFieldContainer[TagMapping]
-    vocabulary: _containers.RepeatedCompositeFieldContainer[TagCount]
-    def __init__(self, items: _Optional[_Iterable[_Union[ItemTags, _Mapping]]] = ..., mappings: _Optional[_Iterable[_Union[TagMapping, _Mapping]]] = ..., vocabulary: _Optional[_Iterable[_Union[TagCount, _Mapping]]] = ...) -> None: ...
+    tag_counts: _containers.RepeatedCompositeFieldContainer[TagCount]
+    def __init__(self, items: _Optional[_Iterable[_Union[ItemTags, _Mapping]]] = ..., mappings: _Optional[_Iterable[_Union[TagMapping, _Mapping]]] = ..., tag_counts: _Optional[_Iterable[_Union[TagCount, _Mapping]]] = ...) -> None: ...
 
 class ClusterItemsRequest(_message.Message):
     __slots__ = ("items", "cluster_count", "method", "seed", "embedding_model")
