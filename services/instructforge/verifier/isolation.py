@@ -1,0 +1,306 @@
+"""Which isolation this machine really gives, found by trying it, and how to start a sandbox.
+
+Four modes, strongest first; start-up tries them in order and keeps the first that passes a probe
+run (a real execution through the real sandbox, checking each layer from inside):
+
+- ``bwrap-root`` (service runs as root): bubblewrap without a user namespace, new pid, net, ipc,
+  uts and mount namespaces, a read-only minimal filesystem; the zygote keeps only the capabilities
+  it needs to drop each child to a per-slot uid. A user namespace is avoided on purpose: mapped to
+  uid 0 outside, the kernel would exempt the children from RLIMIT_NPROC (fork bombs).
+- ``bwrap-userns`` (non-root, or root with a per-slot uid): the same namespaces inside an
+  unprivileged user namespace; RLIMIT_NPROC is then counted per sandbox.
+- ``plain-root``: no namespaces; children still run as a per-slot uid, under rlimits and seccomp.
+- ``plain``: no namespaces and no uid switch: rlimits, seccomp, process-tree cleanup only.
+
+Every result names the mode and the layers that were active, so a deployment sees what it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+from .inside import seccomp
+from .judge import judge
+from .models import IsolationLayer, Job, Status
+from .sandbox import Sandbox, SandboxSpec, SandboxStartError
+
+MODES = ("bwrap-root", "bwrap-userns", "plain-root", "plain")
+INSIDE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
+SANDBOX_INSIDE = "/opt/iforge/inside"
+ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_CHOWN")
+ALLOWED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "PYTHONIOENCODING"}
+
+
+@dataclass(frozen=True)
+class IsolationOptions:
+    mode: str = "auto"  # "auto" or one of MODES (a forced mode that does not work fails start-up)
+    bwrap_path: str = ""  # "" = find bwrap on PATH
+    python: str = ""  # "" = the service's own interpreter
+    uid_base: int = 60000  # root modes: slot i runs its children as uid/gid uid_base + i
+    tmp_size_mb: int = 64
+    shm_size_mb: int = 16
+    seccomp: bool = True
+    nice: int = 5
+    pin_cpus: bool = True
+    work_root: str = ""  # plain modes: where run directories live ("" = the system temp dir)
+
+
+@dataclass
+class IsolationPlan:
+    """The chosen mode and what was verified about it."""
+
+    mode: str
+    options: IsolationOptions
+    python: str
+    bwrap: str
+    cpus: tuple[int, ...]
+    layers: tuple[IsolationLayer, ...] = ()
+    tried: dict = field(default_factory=dict)  # mode -> why it was not chosen
+    _roots: list = field(default_factory=list)
+
+    @property
+    def active_layers(self) -> tuple[str, ...]:
+        return tuple(layer.name for layer in self.layers if layer.active)
+
+    def spec(self, slot: int) -> SandboxSpec:
+        o = self.options
+        uid = o.uid_base + slot
+        cpu = self.cpus[slot % len(self.cpus)] if (o.pin_cpus and self.cpus) else None
+        config = {"mode": self.mode, "seccomp": o.seccomp and seccomp.supported(), "nice": o.nice, "cpu": cpu}
+        if self.mode.startswith("bwrap"):
+            userns = self.mode == "bwrap-userns"
+            config.update(run_root="/tmp", check_dirs=["/tmp", "/dev/shm"], check_ipc=True, private_pids=True,
+                          child_uid=None if userns else uid, child_gid=None if userns else uid,
+                          nproc_base=2 if userns else 0)
+            as_slot = userns and os.geteuid() == 0
+            return SandboxSpec(argv=tuple(self._bwrap_argv(userns)), config=config,
+                               user=uid if as_slot else None, group=uid if as_slot else None,
+                               pid_namespace=True)
+        root = tempfile.mkdtemp(prefix=f"iforge-verifier-{slot}-", dir=o.work_root or None)
+        self._roots.append(root)
+        is_root = self.mode == "plain-root"
+        os.chmod(root, 0o711 if is_root else 0o700)
+        config.update(run_root=root, check_dirs=[root], check_ipc=False, private_pids=False,
+                      child_uid=uid if is_root else None, child_gid=uid if is_root else None,
+                      nproc_base=_tasks_of_uid(os.geteuid()) + 16 if not is_root else 0)
+        argv = (self.python, "-I", "-S", "-B", os.path.join(INSIDE_DIR, "zygote.py"))
+        return SandboxSpec(argv=argv, config=config, pid_namespace=False,
+                           sweep_uid=uid if is_root else None, host_run_root=root)
+
+    def _bwrap_argv(self, userns: bool) -> list[str]:
+        o = self.options
+        a = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+             "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+        if userns:
+            a += ["--unshare-user", "--disable-userns"]
+        else:
+            a += ["--cap-drop", "ALL"]
+            for cap in ROOT_CAPS:
+                a += ["--cap-add", cap]
+        a += ["--ro-bind", "/usr", "/usr"]
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(top):
+                a += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                a += ["--ro-bind", top, top]
+        for f in ("/etc/ld.so.cache", "/etc/localtime"):
+            a += ["--ro-bind-try", f, f]
+        prefix = _prefix_of(self.python)
+        if not prefix.startswith("/usr/"):
+            a += ["--ro-bind", prefix, prefix]
+        a += ["--ro-bind", INSIDE_DIR, SANDBOX_INSIDE, "--dev", "/dev", "--proc", "/proc"]
+        perms_tmp, perms_shm = ("0700", "0700") if userns else ("0711", "1777")
+        a += ["--size", str(o.tmp_size_mb << 20), "--perms", perms_tmp, "--tmpfs", "/tmp",
+              "--size", str(o.shm_size_mb << 20), "--perms", perms_shm, "--tmpfs", "/dev/shm",
+              "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp", "--clearenv",
+              "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8", "--",
+              os.path.realpath(self.python), "-I", "-S", "-B", f"{SANDBOX_INSIDE}/zygote.py"]
+        return a
+
+    def cleanup(self) -> None:
+        for root in self._roots:
+            shutil.rmtree(root, ignore_errors=True)
+        self._roots.clear()
+
+
+def _prefix_of(python: str) -> str:
+    real = os.path.realpath(python)
+    if os.path.realpath(sys.executable) == real:
+        return os.path.realpath(sys.base_prefix)
+    return os.path.dirname(os.path.dirname(real))
+
+
+def _tasks_of_uid(uid: int) -> int:
+    """Threads count against RLIMIT_NPROC: without a namespace the children share the service's count."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    total += len(os.listdir(f"/proc/{name}/task"))
+    return total
+
+
+def _cpus() -> tuple[int, ...]:
+    try:
+        return tuple(sorted(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return tuple(range(os.cpu_count() or 1))
+
+
+_PROBE_PROGRAM = """
+import json, os, resource, socket
+f = {"uid": os.getuid(), "env": sorted(os.environ), "pid": os.getpid()}
+try:
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    f["rlimit_raised"] = True
+except (ValueError, OSError):
+    f["rlimit_raised"] = False
+f["limits"] = {n: resource.getrlimit(getattr(resource, n)) for n in
+               ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_NOFILE")}
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    s.connect(("127.0.0.1", PORT))
+    s.sendall(b"escaped")
+    f["connected"] = True
+except OSError as e:
+    f["connected"] = False
+    f["net_errno"] = e.errno
+try:
+    open("/usr/.iforge-probe", "w")
+    f["usr_writable"] = True
+except OSError:
+    f["usr_writable"] = False
+f["host_dir_visible"] = os.path.exists(HOST_DIR)
+f["procs_visible"] = sum(1 for n in os.listdir("/proc") if n.isdigit())
+with open("/proc/self/status") as fh:
+    st = dict(line.split(":", 1) for line in fh if ":" in line)
+f["seccomp"] = st.get("Seccomp", "0").strip()
+f["no_new_privs"] = st.get("NoNewPrivs", "0").strip()
+print("IFORGE-PROBE " + json.dumps(f))
+"""
+
+
+async def _probe_mode(plan: IsolationPlan) -> tuple[dict, dict]:
+    """Start one sandbox of ``plan.mode`` and run the probe program; returns (zygote, child) facts."""
+    hits: list[bytes] = []
+
+    async def on_connect(reader, writer):
+        hits.append(await reader.read(100) or b"<connected>")
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    host_dir = tempfile.mkdtemp(prefix="iforge-probe-")
+    sandbox = Sandbox(plan.spec(0), 0)
+    try:
+        facts = await sandbox.start()
+        program = _PROBE_PROGRAM.replace("PORT", str(port)).replace("HOST_DIR", repr(host_dir))
+        job = Job(kind="tests", program=program, tests=["assert 1 + 1 == 2", "assert 1 + 1 == 3"],
+                  names=["canary pass", "canary fail"])
+        nonce = secrets.token_hex(16)
+        limits = {"cpu_s": 5, "memory_bytes": 256 << 20, "nproc": 4, "fsize_bytes": 1 << 20, "nofile": 32,
+                  "output_bytes": 1 << 20}
+        out = await sandbox.run("probe", {"form": "tests", "nonce": nonce, "program": job.program, "setup": "",
+                                          "tests": job.tests, "limits": limits},
+                                timeout_s=10.0, output_limit=1 << 20, capture_limit=1 << 16)
+        result = judge(job, out, nonce, timeout_ms=10000, output_bytes=1 << 20, capture_bytes=1 << 16)
+        statuses = [t.status for t in result.tests]
+        if statuses != [Status.PASSED, Status.FAILED]:
+            raise SandboxStartError(f"probe run misjudged: {result.verdict.value}: {result.message} "
+                                    f"{result.stderr[-300:]}")
+        line = next((ln for ln in result.stdout.splitlines() if ln.startswith("IFORGE-PROBE ")), None)
+        if line is None:
+            raise SandboxStartError("probe run printed no facts")
+        child = json.loads(line[len("IFORGE-PROBE "):])
+        await asyncio.sleep(0.05)
+        child["listener_hits"] = len(hits)
+        return facts, child
+    finally:
+        await sandbox.close()
+        server.close()
+        shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def _layers(plan: IsolationPlan, zyg: dict, child: dict) -> tuple[IsolationLayer, ...]:
+    mode, o = plan.mode, plan.options
+    bw = mode.startswith("bwrap")
+    L = IsolationLayer
+    net_ok = not child["connected"] and child["listener_hits"] == 0
+    net_how = ("network namespace (loopback only)" if zyg.get("interfaces") == ["lo"] else "") + (
+        " + seccomp: no internet sockets" if child["seccomp"] == "2" else "")
+    nonroot = child["uid"] != 0 and (child["uid"] != os.geteuid() or os.geteuid() != 0)
+    limits = child["limits"]
+    rl_ok = not child["rlimit_raised"] and all(s == h for s, h in limits.values())
+    return (
+        L("fresh_process", True, "every execution is a fresh child forked from a warm zygote"),
+        L("rlimits", rl_ok, "CPU seconds, address space, processes, file size, open files; hard = soft"
+          if rl_ok else f"limits could be raised or differ: {limits}"),
+        L("wall_timeout", True, "the service kills the whole sandbox on timeout"
+          + (" (pid namespace: everything inside dies)" if bw else " (process tree walked and killed)")),
+        L("throwaway_directory", True, f"private tmpfs of {o.tmp_size_mb} MiB, a fresh directory per run"
+          if bw else "a fresh host directory per run, deleted afterwards"),
+        L("network_isolation", net_ok, net_how.strip(" +") if net_ok else "NOT isolated: the probe reached a "
+          "loopback listener of the host"),
+        L("readonly_filesystem", bw and not child["usr_writable"] and not child["host_dir_visible"],
+          "only /usr, the interpreter and private tmpfs mounts are visible, all read-only except /tmp"
+          if bw else "no mount namespace: the host's files are visible with the child's uid permissions"),
+        L("pid_namespace", bw and child["procs_visible"] < 10, "the program sees only its own sandbox"
+          if bw else "no pid namespace"),
+        L("user_namespace", mode == "bwrap-userns", "unprivileged user namespace; process limits counted "
+          "per sandbox" if mode == "bwrap-userns" else "not used"),
+        L("scrubbed_environment", set(child["env"]) <= ALLOWED_ENV, "only PATH, HOME, TMPDIR, LANG and "
+          "Python's I/O settings; nothing of the service's environment"),
+        L("non_root_user", nonroot, f"children run as uid {child['uid']}"
+          + (" (a per-slot uid)" if mode.endswith("root") else " (the service's uid outside)")
+          if nonroot else "children run as root"),
+        L("seccomp", child["seccomp"] == "2", "deny-list: ptrace, mounts, namespaces, keyrings, bpf, "
+          "internet sockets, signals to the supervisor" if child["seccomp"] == "2" else "unavailable here"),
+        L("no_new_privs", child["no_new_privs"] == "1", "no privilege gain through execve"),
+        L("cpu_pinning", bool(o.pin_cpus and plan.cpus), f"sandbox i is pinned to CPU i mod {len(plan.cpus)}"
+          if o.pin_cpus else "off"),
+        L("cgroup", False, "not used: memory is bounded per process (address space) and by the process "
+          "count; the pod's own cgroup bounds the whole service"),
+    )
+
+
+async def choose_plan(options: IsolationOptions) -> IsolationPlan:
+    """Try the modes in order and return the first that works, with its verified layers."""
+    if options.mode != "auto" and options.mode not in MODES:
+        raise ValueError(f"isolation mode must be 'auto' or one of {MODES}, got {options.mode!r}")
+    bwrap = options.bwrap_path or shutil.which("bwrap") or ""
+    python = options.python or sys.executable
+    root = os.geteuid() == 0
+    order = [options.mode] if options.mode != "auto" else (
+        ["bwrap-root", "bwrap-userns", "plain-root"] if root else ["bwrap-userns", "plain"])
+    tried: dict[str, str] = {}
+    for mode in order:
+        if mode.startswith("bwrap") and not bwrap:
+            tried[mode] = "bubblewrap (bwrap) is not installed"
+            continue
+        if mode.endswith("root") and not root:
+            tried[mode] = "needs the service to run as root"
+            continue
+        if mode == "plain" and root:
+            tried[mode] = "would run untrusted code as root; use plain-root"
+            continue
+        plan = IsolationPlan(mode=mode, options=options, python=python, bwrap=bwrap, cpus=_cpus(), tried=tried)
+        try:
+            zyg, child = await _probe_mode(plan)
+        except (SandboxStartError, OSError, ValueError, KeyError) as exc:
+            tried[mode] = str(exc)[:500]
+            plan.cleanup()
+            continue
+        plan.layers = _layers(plan, zyg, child)
+        plan.cleanup()
+        return plan
+    raise SandboxStartError("no isolation mode works here: " + "; ".join(f"{m}: {w}" for m, w in tried.items()))
