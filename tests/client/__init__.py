@@ -1,0 +1,1 @@
+"""Tests of the typed clients. A package, so its conftest.py does not shadow tests/conftest.py as `conftest`."""
