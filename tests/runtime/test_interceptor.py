@@ -94,3 +94,20 @@ async def test_messages_over_the_size_bound_are_refused(tagger):
     assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     reply = await tagger.SelectItems(_request(5, ids=("a",)), timeout=5)  # the server is still fine
     assert list(reply.selected_ids) == ["a"]
+
+
+async def test_max_connection_age_makes_clients_reconnect(start_service):
+    """With an age set, the server sends GOAWAY, so a round-robin client re-resolves and can find new pods."""
+    import asyncio
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    running = await start_service("trainer", max_connection_age_s=0.3)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert channel.get_state() == grpc.ChannelConnectivity.READY
+        for _ in range(100):  # up to 10 s; the age (plus its grace) is 0.6 s
+            await asyncio.sleep(0.1)
+            if channel.get_state() != grpc.ChannelConnectivity.READY:
+                break
+        assert channel.get_state() != grpc.ChannelConnectivity.READY

@@ -18,6 +18,7 @@ DOCUMENTED_DEFAULTS = {
     "state_dir": Path(".iforge"),
     "auth_tokens": [],
     "max_message_bytes": 64 * 1024 * 1024,
+    "max_connection_age_s": None,
     "shutdown_delay_s": 0.0,
     "shutdown_grace_s": 10.0,
     "log_level": "INFO",

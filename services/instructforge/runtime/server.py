@@ -81,15 +81,16 @@ async def build_server(spec: ServiceSpec, settings: ServiceSettings, metrics: Me
     credentials = server_credentials(settings)
     servicer = await spec.create_servicer(settings, metrics)
     interceptor = RuntimeInterceptor(metrics, [t.get_secret_value() for t in settings.auth_tokens])
-    server = grpc.aio.server(
-        interceptors=[interceptor],
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            # Two servers must never share a port silently.
-            ("grpc.so_reuseport", 0),
-        ],
-    )
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        # Two servers must never share a port silently.
+        ("grpc.so_reuseport", 0),
+    ]
+    if settings.max_connection_age_s is not None:
+        age_ms = int(settings.max_connection_age_s * 1000)
+        options += [("grpc.max_connection_age_ms", age_ms), ("grpc.max_connection_age_grace_ms", age_ms)]
+    server = grpc.aio.server(interceptors=[interceptor], options=options)
     spec.add_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -79,6 +79,10 @@ class ServiceSettings(BaseSettings):
     )
     tls: TLSSettings = Field(default_factory=TLSSettings)
     max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="largest request or response accepted")
+    max_connection_age_s: float | None = Field(
+        None, gt=0, description="close client connections after this long so round-robin clients re-resolve "
+        "a headless Service and find new pods; unset keeps connections"
+    )
     shutdown_delay_s: float = Field(
         0.0, ge=0, description="time between reporting NOT_SERVING and refusing new calls, for load balancers"
     )
