@@ -1,0 +1,1 @@
+"""One adapter per provider library, all behind `instructforge.generator.backends.base.Backend`."""

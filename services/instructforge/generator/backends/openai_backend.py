@@ -1,0 +1,145 @@
+"""OpenAI and every OpenAI-compatible server (vLLM, TGI's messages API, llama.cpp, Ollama) via the official SDK.
+
+One `AsyncOpenAI` client per deployment, on the SDK's aiohttp transport (`DefaultAioHttpClient`),
+which holds its connections far better than the default one at hundreds of concurrent calls. The
+SDK's own retries are off (`max_retries=0`): the gateway retries, honouring Retry-After, for every
+backend alike.
+
+Non-streaming calls go through the SDK's documented low-level `post()` with a plain JSON body and
+`cast_to=httpx2.Response`: the SDK still supplies auth, base URL, pooling, timeouts and its typed
+errors, but skips transforming the parameters into its TypedDicts and building pydantic models of
+the answer, which is a third of its CPU per call and would be most of the gateway's. Streaming
+(`stream: true` on the deployment) reads the SDK's typed `AsyncStream` of chunks, which also raises
+the provider's mid-stream error events.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+import openai
+from instructforge.generator.backends.base import BackendCall, BackendResult, Completion, finish_reason
+from instructforge.generator.backends.sdk_errors import classify_sdk_error
+from instructforge.generator.config import DeploymentConfig
+from instructforge.generator.faults import Fault, ProviderError, fault_for_status, parse_retry_after
+
+
+def _status_error(exc: openai.APIStatusError) -> ProviderError:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = exc.code or body.get("code") or body.get("type")
+    return ProviderError(fault_for_status(exc.status_code, exc.message, code), exc.message, status=exc.status_code,
+                         retry_after=parse_retry_after(exc.response.headers), param=exc.param or body.get("param"))
+
+
+def classify(exc: BaseException) -> ProviderError | None:
+    """The ProviderError for an exception of the openai SDK or its transport; None if not one of them."""
+    return classify_sdk_error(exc, openai, _status_error)
+
+
+class OpenAIBackend:
+    supports_n = True
+
+    def __init__(self, config: DeploymentConfig):
+        self.config = config
+        self.model = config.model
+        self.stream = config.stream
+        self.max_tokens_param = config.max_tokens_param
+        limits = httpx2.Limits(max_connections=config.max_concurrency,
+                               max_keepalive_connections=config.max_concurrency, keepalive_expiry=30)
+        self.client = openai.AsyncOpenAI(
+            api_key=config.read_api_key() or "not-needed",  # local servers accept any key
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=httpx2.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
+            default_headers=config.headers or None,
+            http_client=openai.DefaultAioHttpClient(limits=limits),
+        )
+
+    def body(self, call: BackendCall) -> dict[str, Any]:
+        s = call.sampling
+        body: dict[str, Any] = {"model": self.model}
+        if call.messages is not None:
+            body["messages"] = [{"role": m.role, "content": m.content} for m in call.messages]
+        else:
+            body["prompt"] = call.text
+        if call.n != 1:
+            body["n"] = call.n
+        if s.max_tokens is not None:
+            body[self.max_tokens_param if call.messages is not None else "max_tokens"] = s.max_tokens
+        for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
+            value = getattr(s, name)
+            if value is not None:
+                body[name] = value
+        if s.stop:
+            body["stop"] = list(s.stop)
+        if s.logit_bias:
+            body["logit_bias"] = dict(s.logit_bias)
+        # Not OpenAI parameters, but vLLM's and TGI's OpenAI servers take them; sent only when asked for.
+        if s.top_k is not None:
+            body["top_k"] = s.top_k
+        if s.repetition_penalty is not None:
+            body["repetition_penalty"] = s.repetition_penalty
+        return body
+
+    async def generate(self, call: BackendCall, timeout: float) -> BackendResult:
+        body = self.body(call)
+        path = "/chat/completions" if call.messages is not None else "/completions"
+        try:
+            if self.stream:
+                return await self._stream(path, body, call, timeout)
+            response = await self.client.post(path, body=body, cast_to=httpx2.Response, options={"timeout": timeout})
+            data = json.loads(response.content)
+            choices = data["choices"]
+            chat = call.messages is not None
+            completions = [None] * len(choices)
+            for choice in choices:
+                text = choice["message"].get("content") if chat else choice["text"]
+                completions[choice.get("index", 0)] = Completion(text or "", finish_reason(choice.get("finish_reason")))
+            if len(completions) != call.n or any(c is None for c in completions):
+                raise ProviderError(Fault.TRUNCATED, f"asked for {call.n} samples, got {len(choices)}")
+            usage = data.get("usage") or {}
+            return BackendResult(completions, int(usage.get("prompt_tokens") or 0),
+                                 int(usage.get("completion_tokens") or 0), data.get("model") or self.model)
+        except Exception as exc:
+            error = classify(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    async def _stream(self, path: str, body: dict, call: BackendCall, timeout: float) -> BackendResult:
+        """Read an SSE answer; a stream that ends before every sample finished is a TRUNCATED fault."""
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        chat = call.messages is not None
+        chunk_cls = openai.types.chat.ChatCompletionChunk if chat else openai.types.Completion
+        stream = await self.client.post(path, body=body, cast_to=chunk_cls, stream=True,
+                                        stream_cls=openai.AsyncStream[chunk_cls], options={"timeout": timeout})
+        texts: list[list[str]] = [[] for _ in range(call.n)]
+        finishes: list[str | None] = [None] * call.n
+        prompt_tokens = completion_tokens = 0
+        model = self.model
+        async with stream:
+            async for chunk in stream:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    prompt_tokens = chunk.usage.prompt_tokens or 0
+                    completion_tokens = chunk.usage.completion_tokens or 0
+                for choice in chunk.choices:
+                    if not 0 <= choice.index < call.n:
+                        raise ProviderError(Fault.TRUNCATED, f"stream sent sample index {choice.index}")
+                    piece = (choice.delta.content if chat else choice.text) or ""
+                    texts[choice.index].append(piece)
+                    if choice.finish_reason is not None:
+                        finishes[choice.index] = choice.finish_reason
+        if any(f is None for f in finishes):
+            raise ProviderError(Fault.TRUNCATED, "the stream ended before every sample finished")
+        completions = [Completion("".join(t), finish_reason(f)) for t, f in zip(texts, finishes)]
+        return BackendResult(completions, prompt_tokens, completion_tokens, model)
+
+    async def list_models(self) -> list[str]:
+        page = await self.client.models.list()
+        return [m.id for m in page.data]
+
+    async def aclose(self) -> None:
+        await self.client.close()

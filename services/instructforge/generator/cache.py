@@ -1,0 +1,136 @@
+"""Content-addressed cache keys, and the records stored under them.
+
+A sample's key is the SHA-256 of everything that decides its text: the deployment's identity (its
+config minus routing, limits and prices), the prompt, the prompt template's version, every
+resolved sampling parameter (the request's over the deployment's defaults), and the sample's index
+(sample i uses seed + i). Each sample has its own key, so asking for 8 samples after asking for 4
+reuses the first 4. Leaving a field out would serve a wrong answer; putting a harmless one in only
+costs a miss; so keys are built from *all* fields of `Sampling` and of the deployment config
+except the ones explicitly declared irrelevant (see `NON_KEY_FIELDS` and
+`config.NON_IDENTITY_FIELDS`), and a test fails when a new field is not classified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import fields
+from typing import Any
+
+from instructforge.generator.config import DeploymentConfig
+from instructforge.generator.request import (
+    FinishReason,
+    GenerateRequest,
+    GenerateResponse,
+    Sample,
+    Sampling,
+    Usage,
+)
+
+SCHEMA = "instructforge.generator.cache/v1"
+
+# Fields of GenerateRequest in the key, and those out of it with the reason why.
+KEY_FIELDS = frozenset({"text", "messages", "sampling", "template_version"})
+NON_KEY_FIELDS = {
+    "model": "a routing name; the deployment that answers is in the key through its identity",
+    "sample_count": "each sample is keyed by its own index",
+    "cache_policy": "how to use the cache, not what is asked",
+    "idempotency_key": "stored separately, maps to a whole response",
+    "run_id": "accounting only",
+    "record_id": "tracing only",
+    "labels": "logging only",
+}
+_FLOAT_FIELDS = {"temperature", "top_p", "presence_penalty", "frequency_penalty", "repetition_penalty"}
+
+
+def canonical(value: Any) -> bytes:
+    """One byte string per value: sorted keys, no whitespace, floats as repr (exact), UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+def sampling_dict(s: Sampling) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(Sampling):
+        value = getattr(s, f.name)
+        if value is not None and f.name in _FLOAT_FIELDS:
+            value = float(value)
+        elif f.name == "stop":
+            value = list(value)
+        elif f.name == "logit_bias":
+            value = {str(k): float(v) for k, v in value.items()}
+        out[f.name] = value
+    return out
+
+
+def prompt_dict(request: GenerateRequest) -> dict[str, Any]:
+    if request.messages is not None:
+        prompt: Any = {"messages": [[m.role, m.content] for m in request.messages]}
+    else:
+        prompt = {"text": request.text}
+    return {"prompt": prompt, "template_version": request.template_version}
+
+
+def deployment_digest(config: DeploymentConfig) -> bytes:
+    return hashlib.sha256(canonical({"schema": SCHEMA, "deployment": config.identity()})).digest()
+
+
+def sample_keys(deployment: bytes, prompt: bytes, resolved: Sampling, count: int) -> list[str]:
+    """Keys of samples 0..count-1 of `prompt` (canonical prompt_dict) on a deployment (its digest)."""
+    base = hashlib.sha256(deployment + hashlib.sha256(prompt).digest() + canonical(sampling_dict(resolved)))
+    keys = []
+    for index in range(count):
+        h = base.copy()
+        h.update(b"#%d" % index)
+        keys.append("s:" + h.hexdigest())
+    return keys
+
+
+def request_fingerprint(request: GenerateRequest, prompt: bytes) -> str:
+    """What the caller asked, before routing (`prompt` is canonical(prompt_dict(request))): to catch an
+    idempotency key reused for another request, and to join identical requests in flight."""
+    h = hashlib.sha256(canonical({"schema": SCHEMA, "model": request.model, "count": request.sample_count,
+                                  "sampling": sampling_dict(request.sampling)}))
+    h.update(prompt)
+    return h.hexdigest()
+
+
+def idempotency_store_key(key: str) -> str:
+    return "i:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+# -- records ----------------------------------------------------------------------------------------
+def encode_sample(text: str, finish: FinishReason, prompt_tokens: int, completion_tokens: int, deployment: str,
+                  provider_model: str) -> bytes:
+    return canonical({"t": text, "f": finish.value, "pt": prompt_tokens, "ct": completion_tokens,
+                      "d": deployment, "m": provider_model, "at": round(time.time(), 3)})
+
+
+def decode_sample(raw: bytes) -> dict[str, Any] | None:
+    """A stored sample, or None when the record is unreadable (treated as a miss)."""
+    try:
+        record = json.loads(raw)
+        record["f"] = FinishReason(record["f"])
+        return record
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def encode_response(fingerprint: str, response: GenerateResponse) -> bytes:
+    return canonical({
+        "fp": fingerprint, "model": response.model, "deployment": response.deployment,
+        "provider_model": response.provider_model, "cost": response.cost_usd,
+        "usage": [response.usage.prompt_tokens, response.usage.completion_tokens],
+        "samples": [[s.index, s.text, s.finish_reason.value] for s in response.samples]})
+
+
+def decode_response(raw: bytes) -> tuple[str, GenerateResponse] | None:
+    try:
+        r = json.loads(raw)
+        samples = [Sample(i, t, FinishReason(f)) for i, t, f in r["samples"]]
+        response = GenerateResponse(model=r["model"], samples=samples, usage=Usage(*r["usage"]), cost_usd=0.0,
+                                    cache_hit=True, deployment=r["deployment"], provider_model=r["provider_model"])
+        return r["fp"], response
+    except (ValueError, KeyError, TypeError):
+        return None
