@@ -101,7 +101,8 @@ def build_job(request: ExecuteRequest, sizes: SizeLimits = SizeLimits()) -> Job:
                                  sizes.max_stdin_bytes, required=False)
         job = None if bad.violations else Job(
             kind="stdio", program=t.code, stdin=[c.stdin for c in cases],
-            expected=[c.expected_stdout for c in cases], names=[f"case {i}" for i in range(len(cases))])
+            expected=[c.expected_stdout for c in cases], names=[f"case {i}" for i in range(len(cases))],
+            exact=bool(t.exact))
     else:
         raise InvalidArgument("exactly one test form must be set (humaneval, mbpp, asserts or stdio)",
                               field="tests")

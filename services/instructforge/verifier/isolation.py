@@ -70,6 +70,10 @@ class IsolationPlan:
     def active_layers(self) -> tuple[str, ...]:
         return tuple(layer.name for layer in self.layers if layer.active)
 
+    def child_uid(self, slot: int) -> int | None:
+        """The uid the children of sandbox ``slot`` run as, when the mode switches uid."""
+        return self.options.uid_base + slot if self.mode in ("bwrap-root", "plain-root") else None
+
     def spec(self, slot: int) -> SandboxSpec:
         o = self.options
         uid = o.uid_base + slot
@@ -115,8 +119,8 @@ class IsolationPlan:
             a += ["--ro-bind-try", f, f]
         prefix = _prefix_of(self.python)
         if not prefix.startswith("/usr/"):
-            a += ["--ro-bind", prefix, prefix]
-        a += ["--ro-bind", INSIDE_DIR, SANDBOX_INSIDE, "--dev", "/dev", "--proc", "/proc"]
+            a += _parents(prefix) + ["--ro-bind", prefix, prefix]
+        a += _parents(SANDBOX_INSIDE) + ["--ro-bind", INSIDE_DIR, SANDBOX_INSIDE, "--dev", "/dev", "--proc", "/proc"]
         perms_tmp, perms_shm = ("0700", "0700") if userns else ("0711", "1777")
         a += ["--size", str(o.tmp_size_mb << 20), "--perms", perms_tmp, "--tmpfs", "/tmp",
               "--size", str(o.shm_size_mb << 20), "--perms", perms_shm, "--tmpfs", "/dev/shm",
@@ -129,6 +133,29 @@ class IsolationPlan:
         for root in self._roots:
             shutil.rmtree(root, ignore_errors=True)
         self._roots.clear()
+
+
+def _parents(path: str) -> list[str]:
+    """Create a mount point's parents world-readable (bubblewrap would make them 0700 as root)."""
+    out: list[str] = []
+    parts = path.strip("/").split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        out += ["--perms", "0755", "--dir", "/" + "/".join(parts[:i])]
+    return out
+
+
+def _interpreters(explicit: str) -> list[str]:
+    """The service's own interpreter first, then system ones a dropped uid can read (a pyenv
+    install under /root, say, is invisible to the children of the root modes)."""
+    if explicit:
+        return [explicit]
+    out, seen = [], set()
+    for candidate in (sys.executable, "/usr/local/bin/python3", "/usr/bin/python3"):
+        real = os.path.realpath(candidate)
+        if os.path.isfile(real) and os.access(real, os.X_OK) and real not in seen:
+            seen.add(real)
+            out.append(candidate)
+    return out
 
 
 def _prefix_of(python: str) -> str:
@@ -157,7 +184,7 @@ def _cpus() -> tuple[int, ...]:
 
 
 _PROBE_PROGRAM = """
-import json, os, resource, socket
+import json, os, resource, socket, subprocess, threading  # the child must read the whole stdlib
 f = {"uid": os.getuid(), "env": sorted(os.environ), "pid": os.getpid()}
 try:
     resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
@@ -278,7 +305,7 @@ async def choose_plan(options: IsolationOptions) -> IsolationPlan:
     if options.mode != "auto" and options.mode not in MODES:
         raise ValueError(f"isolation mode must be 'auto' or one of {MODES}, got {options.mode!r}")
     bwrap = options.bwrap_path or shutil.which("bwrap") or ""
-    python = options.python or sys.executable
+    pythons = _interpreters(options.python)
     root = os.geteuid() == 0
     order = [options.mode] if options.mode != "auto" else (
         ["bwrap-root", "bwrap-userns", "plain-root"] if root else ["bwrap-userns", "plain"])
@@ -293,14 +320,15 @@ async def choose_plan(options: IsolationOptions) -> IsolationPlan:
         if mode == "plain" and root:
             tried[mode] = "would run untrusted code as root; use plain-root"
             continue
-        plan = IsolationPlan(mode=mode, options=options, python=python, bwrap=bwrap, cpus=_cpus(), tried=tried)
-        try:
-            zyg, child = await _probe_mode(plan)
-        except (SandboxStartError, OSError, ValueError, KeyError) as exc:
-            tried[mode] = str(exc)[:500]
+        for python in pythons:
+            plan = IsolationPlan(mode=mode, options=options, python=python, bwrap=bwrap, cpus=_cpus(), tried=tried)
+            try:
+                zyg, child = await _probe_mode(plan)
+            except (SandboxStartError, OSError, ValueError, KeyError) as exc:
+                tried[f"{mode} with {python}"] = str(exc)[:500]
+                plan.cleanup()
+                continue
+            plan.layers = _layers(plan, zyg, child)
             plan.cleanup()
-            continue
-        plan.layers = _layers(plan, zyg, child)
-        plan.cleanup()
-        return plan
+            return plan
     raise SandboxStartError("no isolation mode works here: " + "; ".join(f"{m}: {w}" for m, w in tried.items()))

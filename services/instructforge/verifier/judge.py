@@ -90,14 +90,16 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-def _stdio_case(status: str, detail: str, out: str, expected: str) -> tuple[Status, str]:
+def _stdio_case(status: str, detail: str, out: str, expected: str, exact: bool) -> tuple[Status, str]:
     if status == "exited":
         if detail == str(MEMORY_EXIT):
             return Status.MEMORY_EXCEEDED, "ran out of memory (MemoryError)"
         if detail != "0":
             return Status.FAILED, f"exited with code {detail}"
-        got = normalize_output(out.encode("latin-1").decode("utf-8", "replace"))
-        want = normalize_output(expected)
+        got = out.encode("latin-1").decode("utf-8", "replace")
+        want = expected
+        if not exact:
+            got, want = normalize_output(got), normalize_output(want)
         if got == want:
             return Status.PASSED, ""
         return Status.FAILED, f"wrong output: expected {want[:200]!r}, got {got[:200]!r}"
@@ -149,7 +151,7 @@ def judge(job: Job, out: RunOutcome, nonce: str, *, timeout_ms: int, output_byte
         if i in replay.ended:
             status, message, ms, printed = replay.ended[i]
             if job.kind == "stdio":
-                st, message = _stdio_case(status, message, printed, job.expected[i])
+                st, message = _stdio_case(status, message, printed, job.expected[i], job.exact)
                 printed = printed.encode("latin-1").decode("utf-8", "replace")[:capture_bytes]
             else:
                 st, printed = _TEST_STATUSES[status], ""

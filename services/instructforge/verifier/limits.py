@@ -2,13 +2,13 @@
 
 Every limit is applied in the child as an rlimit with hard = soft (so the program cannot raise it
 again), except the wall-clock timeout and the output cap, which the service enforces from outside
-by killing the whole sandbox.
+by killing the whole sandbox. Field names and units are the API's (``Limits`` in verifier.proto).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from instructforge.runtime.errors import ViolationCollector
 
@@ -20,33 +20,35 @@ MIB = 1 << 20
 @dataclass(frozen=True)
 class Limits:
     timeout_ms: int = 5_000
-    memory_mb: int = 512
-    nproc: int = 8
-    fsize_mb: int = 16
-    nofile: int = 64
-    output_bytes: int = 1 * MIB  # stdout+stderr beyond this kills the run (OUTPUT_LIMIT)
-    capture_bytes: int = 16 * 1024  # how much of stdout/stderr the result carries back
+    cpu_time_ms: int = 0  # 0 = the wall budget rounded up to whole seconds, plus one second
+    memory_bytes: int = 512 * MIB  # address space of each process
+    output_bytes: int = 1 * MIB  # stdout + stderr; more ends the run with OUTPUT_LIMIT
+    max_processes: int = 8  # processes and threads at once, the program itself included
+    file_size_bytes: int = 16 * MIB
+    open_files: int = 64
 
     @property
-    def cpu_s(self) -> int:
-        """CPU seconds: the wall budget rounded up plus one, so the wall timer normally fires first."""
+    def cpu_seconds(self) -> int:
+        """RLIMIT_CPU counts whole seconds; by default the wall timer fires well before it."""
+        if self.cpu_time_ms:
+            return max(1, math.ceil(self.cpu_time_ms / 1000.0))
         return math.ceil(self.timeout_ms / 1000.0) + 1
 
     def for_sandbox(self) -> dict:
-        """The part the sandbox applies itself (as rlimits), in the units it needs."""
+        """The part the sandbox applies itself, as rlimits."""
         return {
-            "cpu_s": self.cpu_s,
-            "memory_bytes": self.memory_mb * MIB,
-            "nproc": self.nproc,
-            "fsize_bytes": self.fsize_mb * MIB,
-            "nofile": self.nofile,
+            "cpu_s": self.cpu_seconds,
+            "memory_bytes": self.memory_bytes,
+            "nproc": self.max_processes,
+            "fsize_bytes": self.file_size_bytes,
+            "nofile": self.open_files,
             "output_bytes": self.output_bytes,
         }
 
 
-# Lower bounds below which Python itself cannot start reliably.
-_MINIMA = {"timeout_ms": 10, "memory_mb": 64, "nproc": 1, "fsize_mb": 1, "nofile": 16,
-           "output_bytes": 1024, "capture_bytes": 0}
+# Lower bounds below which the interpreter cannot start or report reliably.
+MINIMA = Limits(timeout_ms=100, cpu_time_ms=0, memory_bytes=64 * MIB, output_bytes=1024, max_processes=1,
+                file_size_bytes=MIB, open_files=16)
 
 
 @dataclass(frozen=True)
@@ -54,17 +56,17 @@ class LimitPolicy:
     """The service's defaults and the most a caller may ask for."""
 
     default: Limits = Limits()
-    maximum: Limits = Limits(timeout_ms=60_000, memory_mb=4096, nproc=64, fsize_mb=256, nofile=1024,
-                             output_bytes=16 * MIB, capture_bytes=1 * MIB)
+    maximum: Limits = Limits(timeout_ms=60_000, cpu_time_ms=60_000, memory_bytes=4096 * MIB,
+                             output_bytes=16 * MIB, max_processes=64, file_size_bytes=256 * MIB, open_files=1024)
 
     def __post_init__(self) -> None:
         for f in fields(Limits):
-            d, m = getattr(self.default, f.name), getattr(self.maximum, f.name)
-            if d < _MINIMA[f.name] or d > m:
-                raise ValueError(f"default {f.name}={d} must lie in [{_MINIMA[f.name]}, {m}]")
+            d, lo, hi = getattr(self.default, f.name), getattr(MINIMA, f.name), getattr(self.maximum, f.name)
+            if not (lo <= d <= hi) and not (f.name == "cpu_time_ms" and d == 0):
+                raise ValueError(f"default {f.name}={d} must lie in [{lo}, {hi}]")
 
     def resolve(self, requested: LimitsRequest | None, field_prefix: str = "limits") -> Limits:
-        """Defaults for zeros; InvalidArgument naming each field that is negative or out of range."""
+        """Defaults for zeros; InvalidArgument naming each field that is out of range."""
         if requested is None:
             return self.default
         bad = ViolationCollector()
@@ -76,11 +78,9 @@ class LimitPolicy:
                 bad.add(path, "must be an integer")
                 continue
             if asked == 0:
-                values[f.name] = getattr(self.default, f.name)
                 continue
-            lo, hi = _MINIMA[f.name], getattr(self.maximum, f.name)
-            bad.check(lo <= asked <= hi, path, f"must be between {lo} and {hi} (0 = default), got {asked}")
+            lo, hi = max(getattr(MINIMA, f.name), 1), getattr(self.maximum, f.name)
+            bad.check(lo <= asked <= hi, path, f"must be between {lo} and {hi} (0 = the default), got {asked}")
             values[f.name] = asked
         bad.raise_if_any()
-        return Limits(**values)
-
+        return replace(self.default, **values)

@@ -55,6 +55,7 @@ class StdioCase:
 class StdioTests:
     code: str
     cases: tuple[StdioCase, ...]
+    exact: bool = False  # compare stdout byte for byte instead of ignoring trailing whitespace
 
 
 TestForm = HumanEvalTests | MbppTests | AssertTests | StdioTests
@@ -62,15 +63,15 @@ TestForm = HumanEvalTests | MbppTests | AssertTests | StdioTests
 
 @dataclass(frozen=True)
 class LimitsRequest:
-    """What a caller may ask for; 0 means "the service default". Clamped by the service maxima."""
+    """What a caller may ask for; 0 means "the service default". Checked against the service maxima."""
 
     timeout_ms: int = 0
-    memory_mb: int = 0
-    nproc: int = 0
-    fsize_mb: int = 0
-    nofile: int = 0
+    cpu_time_ms: int = 0
+    memory_bytes: int = 0
     output_bytes: int = 0
-    capture_bytes: int = 0
+    max_processes: int = 0
+    file_size_bytes: int = 0
+    open_files: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,4 @@ class Job:
     names: list[str] = field(default_factory=list)
     stdin: list[str] = field(default_factory=list)
     expected: list[str] = field(default_factory=list)
+    exact: bool = False

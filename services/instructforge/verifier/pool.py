@@ -113,18 +113,24 @@ class SandboxPool:
 
     async def run(self, run_id: str, job: dict, *, timeout_s: float, output_limit: int, capture_limit: int,
                   deadline: float | None = None) -> RunOutcome:
-        sandbox = await self._acquire(deadline)
-        out: RunOutcome | None = None
-        try:
-            out = await sandbox.run(run_id, job, timeout_s=timeout_s, output_limit=output_limit,
-                                    capture_limit=capture_limit)
+        """Run ``job`` in the next free sandbox. A sandbox found dead before the run produced
+        anything (killed while idle) costs the caller nothing: the run is retried once elsewhere."""
+        for attempt in range(2):
+            sandbox = await self._acquire(deadline)
+            out: RunOutcome | None = None
+            try:
+                out = await sandbox.run(run_id, job, timeout_s=timeout_s, output_limit=output_limit,
+                                        capture_limit=capture_limit)
+            finally:
+                if out is None or sandbox.needs_recycling(out) or sandbox.runs >= self.max_runs_per_sandbox:
+                    self._busy -= 1
+                    self._recycle(sandbox)
+                else:
+                    self._hand_over(sandbox)
+            if attempt == 0 and out.killed == "sandbox_died" and not out.records and not out.stdout_total:
+                continue
             return out
-        finally:
-            if out is None or sandbox.needs_recycling(out) or sandbox.runs >= self.max_runs_per_sandbox:
-                self._busy -= 1
-                self._recycle(sandbox)
-            else:
-                self._hand_over(sandbox)
+        return out
 
     def _recycle(self, old: Sandbox) -> None:
         self.recycled += 1

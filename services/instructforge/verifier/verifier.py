@@ -36,6 +36,7 @@ class VerifierOptions:
     max_wait_s: float = 30.0
     max_runs_per_sandbox: int = 1000
     limits: LimitPolicy = field(default_factory=LimitPolicy)
+    capture_bytes: int = 64 * 1024  # how much of stdout and stderr a result carries back
     sizes: SizeLimits = field(default_factory=SizeLimits)
 
 
@@ -82,9 +83,9 @@ class Verifier:
         message = {"form": job.kind, "nonce": nonce, "program": job.program, "setup": job.setup,
                    "tests": job.tests, "stdin": job.stdin, "limits": limits.for_sandbox()}
         out = await self.pool.run(uuid.uuid4().hex, message, timeout_s=timeout_s, output_limit=limits.output_bytes,
-                                  capture_limit=limits.capture_bytes, deadline=deadline)
+                                  capture_limit=self.options.capture_bytes, deadline=deadline)
         return judge(job, out, nonce, timeout_ms=limits.timeout_ms, output_bytes=limits.output_bytes,
-                     capture_bytes=limits.capture_bytes, isolation_mode=self.plan.mode,
+                     capture_bytes=self.options.capture_bytes, isolation_mode=self.plan.mode,
                      isolation=self.plan.active_layers, request_id=request.request_id)
 
     async def execute_many(self, requests: AsyncIterable[ExecuteRequest] | list[ExecuteRequest], *,

@@ -28,14 +28,17 @@ import stat
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
 
 import confine
 import harness
 import procs
 import seccomp
 
+sys.path.remove(_HERE)  # solutions must not import the sandbox's own modules by accident
 MEMORY_EXIT = 122  # a stdin/stdout program that died of MemoryError
+GRACE_S = 0.1  # how long leftover children may take to exit on their own
 MAX_MSG = 8 << 20
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
@@ -78,9 +81,19 @@ def _reap_all() -> None:
 
 
 def _kill_leftovers(cfg: dict) -> int:
-    """Kill every process the run left running; returns how many there were (zombies excluded)."""
+    """Kill every process the run left running; returns how many there were (zombies excluded).
+
+    Children that are already on their way out (forked, then exiting) get a short grace period,
+    so a program that merely forgot to wait for its children is not counted as leaving any.
+    """
     uid = cfg.get("child_uid")
     root_mode = uid is not None and os.geteuid() == 0
+    deadline = time.monotonic() + GRACE_S
+    while time.monotonic() < deadline:
+        _reap_all()
+        if not [p for p in procs.descendants(os.getpid()) if procs.alive(p)]:
+            return 0
+        time.sleep(0.002)
     return procs.kill_tree(os.getpid(), include_root=False, reap=_reap_all,
                            uid=int(uid) if root_mode and cfg.get("private_pids") else None)
 
@@ -139,7 +152,7 @@ def _tests_child(cfg, msg, fds, workdir) -> None:
     try:
         devnull = os.open("/dev/null", os.O_RDONLY)
         confine.confine(cfg, msg["limits"], {0: devnull, 1: fds[0], 2: fds[1], 3: fds[2]}, workdir,
-                        (os.getppid(),), _nproc_base(cfg))
+                        _protected(os.getppid()), _nproc_base(cfg))
         code = 0
     except BaseException as exc:
         _last_words(fds, f"confinement failed: {exc!r}")
@@ -149,6 +162,18 @@ def _tests_child(cfg, msg, fds, workdir) -> None:
         except BaseException:
             code = 70
     os._exit(code)
+
+
+def _protected(*pids: int) -> tuple[int, ...]:
+    """Processes (and their groups) a child may not signal: its supervisors."""
+    out = []
+    for pid in pids:
+        out.append(pid)
+        try:
+            out.append(-os.getpgid(pid))
+        except OSError:
+            pass
+    return tuple(out)
 
 
 def _last_words(fds, text: str) -> None:
@@ -192,7 +217,7 @@ def _stdio_case(cfg, msg, fds, workdir, data: bytes, out_cap: int):
         try:
             os.close(r)
             confine.confine(cfg, msg["limits"], {0: stdin_fd, 1: w, 2: fds[1]}, workdir,
-                            (os.getppid(), _zygote_pid), _nproc_base(cfg) + (cfg.get("child_uid") is None))
+                            _protected(os.getppid(), _zygote_pid), _nproc_base(cfg) + (cfg.get("child_uid") is None))
             code = None
         except BaseException as exc:
             _last_words(fds, f"confinement failed: {exc!r}")

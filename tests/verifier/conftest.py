@@ -1,0 +1,42 @@
+"""A verifier per isolation mode, shared by the whole session (sandboxes take ~0.2 s to start).
+
+``verifier`` uses the strongest mode this machine allows (what production picks); ``fallback``
+forces the no-namespace mode, so the weaker path is exercised here too. A secret is put in this
+process's environment before any sandbox starts: no execution may ever see it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+import pytest_asyncio
+from instructforge.verifier.isolation import IsolationOptions
+from instructforge.verifier.verifier import Verifier, VerifierOptions
+
+SERVICE_SECRET = "iforge-secret-" + secrets.token_hex(12)
+os.environ["IFORGE_VERIFIER_TEST_SECRET"] = SERVICE_SECRET
+
+FALLBACK_MODE = "plain-root" if os.geteuid() == 0 else "plain"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def verifier():
+    v = await Verifier.create(VerifierOptions(pool_size=2))
+    yield v
+    await v.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def fallback():
+    # Its own uids: two verifiers on one host must not share the uids their children run as.
+    options = IsolationOptions(mode=FALLBACK_MODE, uid_base=61000)
+    v = await Verifier.create(VerifierOptions(isolation=options, pool_size=2))
+    yield v
+    await v.close()
+
+
+@pytest.fixture(scope="session")
+def service_secret() -> str:
+    return SERVICE_SECRET
