@@ -1,0 +1,132 @@
+"""The services as a run sees them: journaled, bounded in concurrency, retried a bounded number of times.
+
+Each wrapper implements the same protocol it wraps, so stage logic cannot tell a first run from a
+resumed one: an answer already in the run's journal comes back without a call. A transient failure
+is retried with exponential backoff up to `retries` times, then the run stops (`RunInterrupted`) with
+everything so far saved; a permanent one is journaled and re-raised for the stage to count as a drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from instructforge.pipeline.protocols import (
+    CollectionSpec,
+    Completion,
+    GenerationRequest,
+    Generator,
+    NoveltyFilter,
+    NoveltyItem,
+    NoveltyVerdict,
+    PermanentError,
+    Scope,
+    Similarity,
+    SimilarityScorer,
+    TransientError,
+)
+from instructforge.pipeline.state import RunState
+
+T = TypeVar("T")
+
+
+class RunInterrupted(RuntimeError):
+    """A service stayed unavailable through every retry; the run's state is saved: resume it later."""
+
+
+class Retrying:
+    def __init__(self, retries: int, backoff_s: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.retries, self.backoff_s, self.sleep = retries, backoff_s, sleep
+        self._jitter = random.Random()
+
+    async def run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return await call()
+            except TransientError as e:
+                if attempt == self.retries:
+                    raise RunInterrupted(f"{what}: still failing after {self.retries + 1} attempts ({e}); "
+                                         "the run is saved, resume it once the service is back") from e
+                await self.sleep(self.backoff_s * 2**attempt * (0.5 + self._jitter.random()))
+        raise AssertionError("unreachable")
+
+
+class JournaledGenerator:
+    def __init__(self, inner: Generator, state: RunState, *, concurrency: int = 64, retries: int = 3,
+                 backoff_s: float = 2.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.inner, self.state = inner, state
+        self._slots = asyncio.Semaphore(concurrency)
+        self._retry = Retrying(retries, backoff_s, sleep)
+        self.made = self.replayed = 0
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        key = request.idempotency_key
+        if not key:
+            raise ValueError("a journaled call needs an idempotency key")
+        stored = self.state.get_call(key)
+        if stored is None:
+            self.replayed += 1
+            raise PermanentError(f"{key}: rejected in an earlier attempt of this run")
+        if stored is not False:
+            self.replayed += 1
+            return stored
+
+        async def once() -> Completion:
+            async with self._slots:
+                return await self.inner.generate(request)
+
+        try:
+            completion = await self._retry.run(f"LLM call {key}", once)
+        except PermanentError as e:
+            self.state.put_call(key, None, error=str(e) or type(e).__name__)
+            raise
+        self.state.put_call(key, completion)
+        self.made += 1
+        return completion
+
+
+class JournaledNovelty:
+    def __init__(self, inner: NoveltyFilter, state: RunState, *, retries: int = 3, backoff_s: float = 2.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.inner, self.state = inner, state
+        self._retry = Retrying(retries, backoff_s, sleep)
+        self._ensured: set[str] = set()
+
+    async def ensure_collection(self, name: str, spec: CollectionSpec) -> None:
+        if name not in self._ensured:
+            await self._retry.run(f"dedup collection {name}", lambda: self.inner.ensure_collection(name, spec))
+            self._ensured.add(name)
+
+    async def check_and_insert(self, collection: str, items: Sequence[NoveltyItem], *, request_id: str,
+                               scope: Scope | None = None) -> list[NoveltyVerdict]:
+        stored = self.state.get_verdicts(request_id)
+        if stored is not None:
+            return stored
+        verdicts = await self._retry.run(
+            f"dedup {request_id}",
+            lambda: self.inner.check_and_insert(collection, items, request_id=request_id, scope=scope))
+        self.state.put_verdicts(request_id, verdicts)
+        return verdicts
+
+
+class JournaledSimilarity:
+    """Keys its journal by content: the same question is never asked twice in a run."""
+
+    def __init__(self, inner: SimilarityScorer, state: RunState, stage: str, *, retries: int = 3,
+                 backoff_s: float = 2.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.inner, self.state, self.stage = inner, state, stage
+        self._retry = Retrying(retries, backoff_s, sleep)
+
+    async def similarity(self, reference: str, candidates: Sequence[str]) -> list[Similarity]:
+        digest = hashlib.sha256(json.dumps([reference, list(candidates)]).encode()).hexdigest()[:32]
+        key = self.state.call_key(self.stage, f"similarity-{digest}")
+        stored = self.state.get_answer(key)
+        if stored is not None:
+            return [Similarity(*pair) for pair in stored]
+        scores = await self._retry.run(f"similarity {key}", lambda: self.inner.similarity(reference, candidates))
+        self.state.put_answer(key, [[s.rouge_l, s.cosine] for s in scores])
+        return scores

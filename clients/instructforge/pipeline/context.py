@@ -1,0 +1,145 @@
+"""What every stage gets (the run's state and its services) and the stage/checkpoint discipline.
+
+A stage runs once: when its checkpoint is marked done, a resumed run loads the checkpoint instead of
+replaying the stage. A stage interrupted midway is replayed from the journal (see `state`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from instructforge.pipeline.calls import JournaledGenerator, JournaledNovelty, JournaledSimilarity
+from instructforge.pipeline.protocols import (
+    NO_COMPLETION,
+    Completion,
+    GenerationRequest,
+    Generator,
+    NoveltyFilter,
+    NoveltyItem,
+    NoveltyVerdict,
+    PermanentError,
+    SimilarityScorer,
+)
+from instructforge.pipeline.records import Record
+from instructforge.pipeline.state import RunState
+from instructforge.pipeline.stats import NullReporter, Reporter, StageStats
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunContext:
+    state: RunState
+    generator: Generator
+    novelty: NoveltyFilter
+    similarity: SimilarityScorer | None = None
+    reporter: Reporter = field(default_factory=NullReporter)
+    model: str = "default"
+    stats: list[StageStats] = field(default_factory=list)
+
+    @classmethod
+    def journaled(cls, state: RunState, generator: Generator, novelty: NoveltyFilter,
+                  similarity: SimilarityScorer | None = None, *, reporter: Reporter | None = None,
+                  model: str | None = None) -> RunContext:
+        """Services wrapped so that a resumed run replays what this run already received."""
+        recipe = state.recipe
+        bounds = {"retries": recipe.call_retries, "backoff_s": recipe.retry_backoff_s}
+        return cls(
+            state=state,
+            generator=JournaledGenerator(generator, state, concurrency=recipe.concurrency, **bounds),
+            novelty=JournaledNovelty(novelty, state, **bounds),
+            similarity=JournaledSimilarity(similarity, state, "similarity", **bounds) if similarity else None,
+            reporter=reporter or NullReporter(),
+            model=model or recipe.model or "default",
+        )
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
+
+    def key(self, stage: str, subject: str, attempt: int | str = 0) -> str:
+        return self.state.call_key(stage, subject, attempt)
+
+    def collection(self, purpose: str) -> str:
+        """A dedup collection name of this run (lower-case letters, digits, '.', '_', '-')."""
+        base = re.sub(r"[^a-z0-9._-]+", "-", self.run_id.lower()).strip("-._") or "run"
+        return f"{base[:100]}.{purpose}"
+
+    async def complete(self, request: GenerationRequest, stats: StageStats) -> Completion:
+        """One LLM call, counted; a permanently rejected one is a counted drop with no samples."""
+        stats.calls += 1
+        try:
+            return await self.generator.generate(request)
+        except PermanentError:
+            stats.drop("call_rejected")
+            return NO_COMPLETION
+
+    async def check_novelty(self, collection: str, items: list[NoveltyItem], stage: str, subject: str,
+                            chunk: int = 2000) -> list[NoveltyVerdict]:
+        """CheckAndInsert in order, in chunks; each chunk's request id is stable, so it is judged once."""
+        verdicts: list[NoveltyVerdict] = []
+        for start in range(0, len(items), chunk):
+            verdicts += await self.novelty.check_and_insert(
+                collection, items[start: start + chunk], request_id=self.key(stage, subject, f"dedup-{start // chunk}"))
+        return verdicts
+
+    async def stage(self, name: str, body: Callable[[StageStats], Awaitable[T]],
+                    save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
+        """Run `body` unless a finished checkpoint exists; save its result and mark it done."""
+        done = self.state.stage_done(name)
+        path = self.state.checkpoint_path(name)
+        if done is not None:
+            self.stats.append(done)
+            return load(path)
+        self.state.mark_started(name)
+        stats = StageStats(name)
+        result = await body(stats)
+        save(result, path)
+        self.state.mark_done(name, stats)
+        self.stats.append(stats)
+        self.reporter.stage_finished(name, stats)
+        return result
+
+
+def save_records(records: list[Record], path: Path) -> None:
+    """A checkpoint of records, one JSON per line, replaced atomically."""
+    path = path.with_suffix(".jsonl")
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def load_records(path: Path) -> list[Record]:
+    path = path.with_suffix(".jsonl")
+    with path.open(encoding="utf-8") as f:
+        return [Record.from_dict(json.loads(line)) for line in f if line.strip()]
+
+
+async def gather_bounded(factories: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Like gather, but with at most `limit` coroutines alive at once; results in input order."""
+    factories = list(factories)
+    results: list[T] = [None] * len(factories)  # type: ignore[list-item]
+    cursor = iter(range(len(factories)))
+
+    async def worker() -> None:
+        for i in cursor:
+            results[i] = await factories[i]()
+
+    try:
+        async with asyncio.TaskGroup() as group:  # one failure cancels the rest
+            for _ in range(min(limit, len(factories))):
+                group.create_task(worker())
+    except BaseExceptionGroup as failed:  # callers catch RunInterrupted & co., not groups
+        raise failed.exceptions[0] from None
+    return results

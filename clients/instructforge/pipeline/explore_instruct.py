@@ -1,0 +1,157 @@
+"""The Explore-Instruct recipe: extend → enrich → prune → filter → sample, each checkpointed.
+
+prune (§1.8) and filter (§1.9) are single ordered CheckAndInsert calls to the dedup service instead
+of the published O(n²) loops with a process pool per example: task names against the root's and the
+kept names (pruned nodes are only flagged, as published), and instructions against the kept ones of
+the same node (published) or of the whole tree (`scope: tree`). The tree is checkpointed in the
+published folder layout after every stage, and the final one is written to the run's `tree/`.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from instructforge.pipeline.context import RunContext, load_records, save_records
+from instructforge.pipeline.explore_grow import as_example, enrich_stage, extend_stage
+from instructforge.pipeline.filters import get_rules
+from instructforge.pipeline.prompts.domains import Domain, custom_domain, preset
+from instructforge.pipeline.protocols import CollectionSpec, NoveltyItem, Scope
+from instructforge.pipeline.recipe import ExploreInstructRecipe
+from instructforge.pipeline.records import Record
+from instructforge.pipeline.sampling import sample_tree
+from instructforge.pipeline.stats import StageStats
+from instructforge.pipeline.tree import DomainTree
+
+TREE_STAGES = ("extend", "enrich", "prune", "filter")
+
+
+def resolve_domain(recipe: ExploreInstructRecipe) -> Domain:
+    cfg = recipe.domain
+    if cfg.preset == "custom":
+        from instructforge.pipeline.parsers import ParsedExample
+
+        examples = tuple(ParsedExample(e.instruction, e.input, e.output) for e in cfg.examples)
+        domain = custom_domain(cfg.name or "Custom domain", cfg.description or "", examples, math=cfg.math)
+    else:
+        domain = preset(cfg.preset)
+    if cfg.filter_variant:
+        domain = Domain(**{**domain.__dict__, "filter_variant": cfg.filter_variant})
+    return domain
+
+
+def initial_tree(recipe: ExploreInstructRecipe, domain: Domain) -> DomainTree:
+    """The imported tree, or a root made from the domain (name, reason, its examples)."""
+    if recipe.domain.tree:
+        return DomainTree.load(recipe.domain.tree)
+    examples = [as_example(e) for e in domain.root_examples]
+    if recipe.domain.examples:
+        examples = [e.model_dump() for e in recipe.domain.examples]
+    return DomainTree.new(domain.root_name, domain.root_reason, examples)
+
+
+def _save_tree(tree: DomainTree, path: Path) -> None:
+    tree.save(path)
+
+
+async def prune_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree,
+                      stats: StageStats) -> DomainTree:
+    collection = ctx.collection("tasks")
+    await ctx.novelty.ensure_collection(collection, CollectionSpec(
+        lexical_threshold=recipe.stages.prune.threshold, references=(tree.root.raw_task_name,)))
+    nodes = list(tree.level_order())[1:]
+    items = [NoveltyItem(n.task_name, n.raw_task_name) for n in nodes]
+    verdicts = await ctx.check_novelty(collection, items, "prune", "tasks")
+    for node, verdict in zip(nodes, verdicts, strict=True):
+        node.pruned = not verdict.kept
+        if node.pruned:
+            stats.drop("similar_task_name")
+    stats.inputs, stats.outputs = len(nodes), sum(v.kept for v in verdicts)
+    stats.notes["pruned"] = tree.pruned_names
+    return tree
+
+
+async def filter_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree,
+                       stats: StageStats) -> DomainTree:
+    cfg = recipe.stages.filter
+    collection = ctx.collection("examples")
+    scope = Scope.PARTITION if cfg.scope == "node" else Scope.COLLECTION
+    await ctx.novelty.ensure_collection(collection, CollectionSpec(lexical_threshold=cfg.threshold,
+                                                                   default_scope=scope))
+    nodes = list(tree.level_order())
+    items = [NoveltyItem(f"{node.task_name}#{i}", str(example.get("instruction", "")), node.task_name)
+             for node in nodes for i, example in enumerate(node.examples)]
+    verdicts = iter(await ctx.check_novelty(collection, items, "filter", "examples"))
+    dropped: list[tuple[Record, str]] = []
+    for node in nodes:
+        kept = []
+        for example in node.examples:
+            if next(verdicts).kept:
+                kept.append(example)
+            else:
+                dropped.append((Record.from_dict(example, task=node.path), "near_duplicate_instruction"))
+        node.examples = kept
+    stats.inputs, stats.outputs = len(items), len(items) - len(dropped)
+    stats.drop("near_duplicate_instruction", len(dropped))
+    ctx.state.put_dropped("filter", dropped)
+    return tree
+
+
+def sample_stage(recipe: ExploreInstructRecipe, tree: DomainTree, stats: StageStats) -> list[Record]:
+    cfg = recipe.stages.sample
+    result = sample_tree(tree, cfg.example_num, random.Random(recipe.seed), max_depth=cfg.max_depth,
+                         exclude_pruned=cfg.exclude_pruned, share_cap=cfg.share_cap)
+    records: dict[str, Record] = {}
+    for node, example in result.picked:
+        record = Record.from_dict(example, task=node.path).with_meta(node=node.task_name, depth=node.depth)
+        if record.id in records:
+            stats.drop("duplicate_example")
+        else:
+            records[record.id] = record
+    stats.inputs = sum(len(n.examples) for n in tree.nodes())
+    stats.outputs = len(records)
+    stats.drop("not_sampled", stats.inputs - len(result.picked))
+    stats.notes.update(eligible_nodes=result.eligible_nodes, excluded_pruned=result.excluded_pruned,
+                       cut_to_n=result.cut, topped_up_from_root=result.topped_up_from_root,
+                       topped_up_from_others=result.topped_up_from_others, shortfall=result.shortfall)
+    return list(records.values())
+
+
+def _tree_records(tree: DomainTree) -> list[Record]:
+    return [Record.from_dict(e, task=n.path) for n in tree.nodes() for e in n.examples]
+
+
+async def run_explore_instruct(ctx: RunContext) -> list[Record]:
+    """All enabled stages; returns the final dataset (also in `dataset.jsonl`, the tree in `tree/`)."""
+    recipe = ctx.state.recipe
+    assert isinstance(recipe, ExploreInstructRecipe)
+    domain = resolve_domain(recipe)
+    rules = get_rules(domain.filter_variant)
+    stages = recipe.stages
+    # A resumed run starts from its latest tree checkpoint (the imported folder may be gone by now).
+    latest = next((n for n in reversed(TREE_STAGES) if getattr(stages, n).enabled and ctx.state.stage_done(n)), None)
+    tree = DomainTree.load(ctx.state.checkpoint_path(latest)) if latest else initial_tree(recipe, domain)
+
+    async def tree_stage(name: str, body) -> DomainTree:
+        return await ctx.stage(name, body, _save_tree, DomainTree.load)
+
+    if stages.extend.enabled:
+        tree = await tree_stage("extend", lambda s: extend_stage(ctx, recipe, tree, domain, rules, s))
+    if stages.enrich.enabled:
+        tree = await tree_stage("enrich", lambda s: enrich_stage(ctx, recipe, tree, domain, rules, s))
+        ctx.state.put_records("enrich", _tree_records(tree), "kept")
+    if stages.prune.enabled:
+        tree = await tree_stage("prune", lambda s: prune_stage(ctx, recipe, tree, s))
+    if stages.filter.enabled:
+        tree = await tree_stage("filter", lambda s: filter_stage(ctx, recipe, tree, s))
+    if stages.sample.enabled:
+        async def sample(s: StageStats) -> list[Record]:
+            return sample_stage(recipe, tree, s)
+
+        records = await ctx.stage("sample", sample, save_records, load_records)
+    else:
+        records = _tree_records(tree)
+    tree.save(ctx.state.folder / "tree")
+    ctx.state.put_records("final", records, "final")
+    save_records(records, ctx.state.folder / "dataset")
+    return records
