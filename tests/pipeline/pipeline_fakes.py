@@ -190,17 +190,14 @@ class MemorySimilarity:
 
 async def run_recipe(folder, recipe: dict | None, llm: FakeLLM, novelty: MemoryNovelty | None = None,
                      similarity: MemorySimilarity | None = None, *, run_id: str | None = None):
-    """Start a run in `folder` (or resume it when `recipe` is None); returns (dataset, context)."""
-    from instructforge.pipeline.context import RunContext
-    from instructforge.pipeline.explore_instruct import run_explore_instruct
+    """Start a run in `folder` (or resume it when `recipe` is None); returns (dataset, RunResult)."""
     from instructforge.pipeline.recipe import parse_recipe
-    from instructforge.pipeline.self_instruct import run_self_instruct
+    from instructforge.pipeline.runner import execute
     from instructforge.pipeline.state import RunState
 
     state = RunState.open(folder) if recipe is None else RunState.create(folder, parse_recipe(recipe), run_id=run_id)
-    ctx = RunContext.journaled(state, llm, novelty or MemoryNovelty(), similarity or MemorySimilarity())
-    runner = run_self_instruct if state.recipe.recipe == "self_instruct" else run_explore_instruct
     try:
-        return await runner(ctx), ctx
+        result = await execute(state, llm, novelty or MemoryNovelty(), similarity or MemorySimilarity())
+        return result.records, result
     finally:
         state.close()

@@ -23,8 +23,8 @@ def shape(tree: DomainTree) -> list[tuple[int, int]]:
 
 async def test_a_full_run(tmp_path):
     llm = FakeLLM()
-    dataset, ctx = await run_recipe(tmp_path, recipe(), llm)
-    names = [s.name for s in ctx.stats]
+    dataset, run = await run_recipe(tmp_path, recipe(), llm)
+    names = [s.name for s in run.stats]
     assert names == ["extend", "enrich", "prune", "filter", "sample"]
     tree = DomainTree.load(tmp_path / "tree")
     # A call asks for at least 3 subtasks and keeps all it gets (published), so depth 1 nodes get 3.
@@ -33,7 +33,7 @@ async def test_a_full_run(tmp_path):
     assert all(size >= 20 + 2 for name, size in depth_sizes.items() if tree.get(name).depth == 1)
     assert len(dataset) == 120 and len({r.id for r in dataset}) == 120
     assert {r.task.split("/")[0] for r in dataset} == {tree.root.task_name}
-    extend, enrich = ctx.stats[0], ctx.stats[1]
+    extend, enrich = run.stats[0], run.stats[1]
     assert (extend.calls, extend.outputs) == (1 + 3, 12)  # one call per node: each asked for what it needs
     assert enrich.calls == 3 * 2 + 9 * 1 and enrich.outputs == 3 * 20 + 9 * 10
     assert RunState.open(tmp_path).usage()["enrich"]["calls"] == 15
@@ -67,10 +67,10 @@ async def test_the_child_cap_holds_even_when_the_model_answers_more(tmp_path):
     llm = FakeLLM(script=greedy)
     r = recipe(extend=(5,), enrich=(0, 0), sample=5)
     r["domain"] = {"tree": str(tmp_path / "start")}
-    _, ctx = await run_recipe(tmp_path / "run", r, llm)
+    _, run = await run_recipe(tmp_path / "run", r, llm)
     tree = DomainTree.load(tmp_path / "run" / "tree")
     assert len(tree.root.children) == 12
-    assert ctx.stats[0].drops["child_cap"] == 6 and ctx.stats[0].calls == 1
+    assert run.stats[0].drops["child_cap"] == 6 and run.stats[0].calls == 1
     assert "Propose 2 new subtasks" in llm.prompts[0]  # asked for the room left, not min 3
 
 
@@ -79,8 +79,8 @@ async def test_useless_answers_end_in_bounded_attempts(tmp_path):
     r = recipe(extend=(4, 2), enrich=(5, 30, 10))
     r["stages"]["extend"]["max_rounds_per_node"] = 3
     r["stages"]["enrich"]["max_rounds_factor"] = 2
-    dataset, ctx = await run_recipe(tmp_path, r, llm)
-    extend, enrich = ctx.stats[0], ctx.stats[1]
+    dataset, run = await run_recipe(tmp_path, r, llm)
+    extend, enrich = run.stats[0], run.stats[1]
     assert extend.calls == 3 and extend.drops["round_without_subtasks"] == 3
     assert enrich.calls == 2 * 1 + 2  # the root alone: ceil(2 * ceil(5/10)) + 2
     assert extend.notes["nodes_short_of_children"] == ["help_with_rewriting_text"]
@@ -98,12 +98,12 @@ async def test_prune_flags_similar_task_names_and_sample_can_leave_them_out(tmp_
 
     r = recipe(extend=(3,), enrich=(0, 30), sample=1000)
     r["stages"]["sample"]["exclude_pruned"] = True
-    dataset, ctx = await run_recipe(tmp_path, r, FakeLLM(script=names))
+    dataset, run = await run_recipe(tmp_path, r, FakeLLM(script=names))
     tree = DomainTree.load(tmp_path / "tree")
     assert tree.pruned_names == ["paraphrase_short_texts"]
-    assert ctx.stats[2].drops == {"similar_task_name": 1}
+    assert run.stats[2].drops == {"similar_task_name": 1}
     assert not any(r.task.endswith("paraphrase_short_texts") for r in dataset)
-    assert ctx.stats[4].notes["excluded_pruned"] == 1
+    assert run.stats[4].notes["excluded_pruned"] == 1
     assert (tmp_path / "tree" / "pruned_subtasks_name.json").read_text() == '["paraphrase_short_texts"]\n'
 
 
@@ -118,10 +118,10 @@ async def test_filter_within_a_node_or_across_the_tree(tmp_path, scope, kept):
     r = recipe(extend=(2,), enrich=(0, 1), sample=100)
     r["stages"]["filter"] = {"scope": scope}
     r["domain"] = {"preset": "brainstorming"}
-    dataset, ctx = await run_recipe(tmp_path, r, FakeLLM(script=script))
+    dataset, run = await run_recipe(tmp_path, r, FakeLLM(script=script))
     copies = [x for x in dataset if x.instruction == "Say the same thing in other words."]
     assert len(copies) == kept
-    assert ctx.stats[3].drops.get("near_duplicate_instruction", 0) == 2 - kept
+    assert run.stats[3].drops.get("near_duplicate_instruction", 0) == 2 - kept
 
 
 async def test_answers_arriving_in_any_order_give_the_same_run(tmp_path):
@@ -172,9 +172,9 @@ async def test_finished_stages_are_loaded_not_replayed(tmp_path):
     state._db.execute("UPDATE stages SET status = 'running' WHERE name = 'sample'")  # as if killed in sample
     state._db.commit()
     state.close()
-    again, ctx = await run_recipe(tmp_path, None, llm, novelty)
+    again, run = await run_recipe(tmp_path, None, llm, novelty)
     assert [r.id for r in again] == [r.id for r in first] and len(llm.prompts) == calls
-    assert [s.name for s in ctx.stats] == ["extend", "enrich", "prune", "filter", "sample"]
+    assert [s.name for s in run.stats] == ["extend", "enrich", "prune", "filter", "sample"]
 
 
 async def test_math_answers_get_boxed_and_a_one_example_root_is_enough(tmp_path):

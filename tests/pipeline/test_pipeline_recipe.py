@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
 
+from instructforge.pipeline import recipe as recipe_module
 from instructforge.pipeline.plan import plan_recipe
 from instructforge.pipeline.recipe import (
     ExploreInstructRecipe,
@@ -18,6 +20,8 @@ from instructforge.pipeline.recipe import (
 )
 from instructforge.pipeline.recipe_errors import RecipeError
 from instructforge.pipeline.tree import DomainTree
+
+RECIPES = Path(recipe_module.__file__).parent / "recipes"
 
 
 def problems(text: str) -> list[str]:
@@ -184,3 +188,10 @@ def test_dry_run_plan_for_self_instruct():
     gen, sc = plan.stages
     assert (gen.expected_calls, gen.max_calls) == (12, 200)  # ceil(100 / 11) = 10, in batches of 4
     assert (sc.expected_calls, sc.max_calls) == (200, 200)
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_example_recipes_validate_and_plan(path):
+    recipe = load_recipe(path)
+    plan = plan_recipe(recipe)
+    assert plan.expected_calls > 0 and plan.max_calls >= plan.expected_calls

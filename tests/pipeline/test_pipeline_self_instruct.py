@@ -31,8 +31,8 @@ async def test_reaches_the_target_with_every_drop_counted(tmp_path):
                "19. Instruction:\nToo short.\n\n19. Output:\nx\n###\n")
         return body + bad
 
-    dataset, ctx = await run_recipe(tmp_path, recipe(), FakeLLM(script=script))
-    stats = ctx.stats[0]
+    dataset, run = await run_recipe(tmp_path, recipe(), FakeLLM(script=script))
+    stats = run.stats[0]
     assert len(dataset) == 40 and len({r.id for r in dataset}) == 40
     # 7 good items per answer; 6 answers (batch of 4, then 2 for the remaining 12 at 7 per answer).
     assert stats.calls == 6 and stats.inputs == 6 * 11
@@ -70,22 +70,22 @@ async def test_alpaca_preset_prompts(tmp_path):
 
 async def test_a_model_that_never_helps_stops_after_the_stall_limit(tmp_path):
     llm = FakeLLM(script=lambda r: "I'm sorry, I can't do that.")
-    dataset, ctx = await run_recipe(tmp_path, recipe(stall_batches=3), llm)
-    assert dataset == [] and ctx.stats[0].notes["stopped_early"] == "stalled"
+    dataset, run = await run_recipe(tmp_path, recipe(stall_batches=3), llm)
+    assert dataset == [] and run.stats[0].notes["stopped_early"] == "stalled"
     assert len(llm.prompts) == 3 * 4
 
 
 async def test_max_requests_bounds_the_run(tmp_path):
     llm = FakeLLM(script=lambda r: "9. Instruction: Tiny.\n9. Output: x\n###\n")
-    _, ctx = await run_recipe(tmp_path, recipe(max_requests=6, stall_batches=100), llm)
-    assert len(llm.prompts) == 6 and ctx.stats[0].notes["stopped_early"] == "max_requests"
-    assert ctx.stats[0].drops["too_short"] == 6
+    _, run = await run_recipe(tmp_path, recipe(max_requests=6, stall_batches=100), llm)
+    assert len(llm.prompts) == 6 and run.stats[0].notes["stopped_early"] == "max_requests"
+    assert run.stats[0].drops["too_short"] == 6
 
 
 async def test_rejected_calls_and_truncated_answers_are_counted(tmp_path):
     llm = FakeLLM(reject=lambda r: r.idempotency_key.endswith("/0"), finish=FinishReason.LENGTH)
-    dataset, ctx = await run_recipe(tmp_path, recipe(num_instructions_to_generate=20), llm)
-    assert ctx.stats[0].drops["call_rejected"] >= 1 and ctx.stats[0].drops["truncated"] >= 1
+    dataset, run = await run_recipe(tmp_path, recipe(num_instructions_to_generate=20), llm)
+    assert run.stats[0].drops["call_rejected"] >= 1 and run.stats[0].drops["truncated"] >= 1
     assert len(dataset) == 20
 
 
@@ -108,11 +108,11 @@ async def test_uniqueness_drops_semantic_near_duplicates(tmp_path):
         return (f"Describe the quiet morning river near the old mill {k}.\n9. Output:\nCalm.\n###\n"
                 f"10. Instruction:\nDescribe the quiet morning river near the mill {k} please.\n10. Output:\nCalm too.\n###\n")
 
-    dataset, ctx = await run_recipe(tmp_path, {
+    dataset, run = await run_recipe(tmp_path, {
         "recipe": "self_instruct", "stages": {"generate": {"num_instructions_to_generate": 2, "threshold": 0.95},
                                               "uniqueness": {"enabled": True, "threshold": 0.8}}},
         FakeLLM(script=script))
-    generate, uniqueness = ctx.stats
+    generate, uniqueness = run.stats
     assert generate.outputs == 2
     assert uniqueness.drops == {"near_duplicate_semantic": 1} and len(dataset) == 1
 
@@ -126,12 +126,12 @@ async def test_self_consistency_keeps_what_the_model_can_regenerate(tmp_path):
                 "10. Instruction:\nList four kinds of clouds.\n10. Output:\ncirrus, cumulus, stratus, nimbus\n###\n")
 
     llm = FakeLLM(script=script)
-    dataset, ctx = await run_recipe(tmp_path, {
+    dataset, run = await run_recipe(tmp_path, {
         "recipe": "self_instruct", "stages": {"generate": {"num_instructions_to_generate": 2},
                                               "self_consistency": {"enabled": True, "num_trials": 3}}}, llm)
     assert [r.instruction for r in dataset] == ["Explain alpha waves in plain words."]
     sc = dataset[0].meta["self_consistency"]
     assert sc["best"] == pytest.approx(1.0) and len(sc["trials"]) == 3
-    assert ctx.stats[1].drops == {"not_self_consistent": 1}
+    assert run.stats[1].drops == {"not_self_consistent": 1}
     keys = [k for k in llm.keys if "/self_consistency/" in k]
     assert len(keys) == 6 and all(n == 1 for n in llm.keys.values())

@@ -99,6 +99,7 @@ class RunContext:
             self.stats.append(done)
             return load(path)
         self.state.mark_started(name)
+        self.reporter.stage_started(name, None)  # the body sets the total once it knows it
         stats = StageStats(name)
         result = await body(stats)
         save(result, path)

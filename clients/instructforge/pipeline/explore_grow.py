@@ -116,7 +116,6 @@ async def extend_node(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Doma
 async def extend_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree, domain: Domain,
                        rules: FilterRules, stats: StageStats) -> DomainTree:
     cfg = recipe.stages.extend
-    ctx.reporter.stage_started("extend", None)
     for depth in range(cfg.max_depth):
         level = [n for n in tree.level_order() if n.depth == depth]
         want = cfg.extend_nums[depth]
@@ -182,7 +181,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     beyond = [n.task_name for n in nodes if n.depth >= len(nums)]
     if beyond:
         stats.notes["deeper_than_enrich_nums"] = beyond
-    ctx.reporter.stage_started("enrich", sum(nums[n.depth] for n in nodes if n.depth < len(nums)))
+    ctx.reporter.advance("enrich", 0, total=sum(nums[n.depth] for n in nodes if n.depth < len(nums)))
 
     async def one(node: Node) -> None:
         if node.parent is not None:

@@ -10,11 +10,13 @@ published folder layout after every stage, and the final one is written to the r
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 from instructforge.pipeline.context import RunContext, load_records, save_records
 from instructforge.pipeline.explore_grow import as_example, enrich_stage, extend_stage
 from instructforge.pipeline.filters import get_rules
+from instructforge.pipeline.parsers import ParsedExample
 from instructforge.pipeline.prompts.domains import Domain, custom_domain, preset
 from instructforge.pipeline.protocols import CollectionSpec, NoveltyItem, Scope
 from instructforge.pipeline.recipe import ExploreInstructRecipe
@@ -29,15 +31,11 @@ TREE_STAGES = ("extend", "enrich", "prune", "filter")
 def resolve_domain(recipe: ExploreInstructRecipe) -> Domain:
     cfg = recipe.domain
     if cfg.preset == "custom":
-        from instructforge.pipeline.parsers import ParsedExample
-
         examples = tuple(ParsedExample(e.instruction, e.input, e.output) for e in cfg.examples)
         domain = custom_domain(cfg.name or "Custom domain", cfg.description or "", examples, math=cfg.math)
     else:
         domain = preset(cfg.preset)
-    if cfg.filter_variant:
-        domain = Domain(**{**domain.__dict__, "filter_variant": cfg.filter_variant})
-    return domain
+    return replace(domain, filter_variant=cfg.filter_variant) if cfg.filter_variant else domain
 
 
 def initial_tree(recipe: ExploreInstructRecipe, domain: Domain) -> DomainTree:

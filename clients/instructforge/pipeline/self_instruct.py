@@ -11,6 +11,7 @@ most `max_requests` prompts, and it stops after `stall_batches` batches in a row
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import Sequence
@@ -61,7 +62,7 @@ async def generate_stage(ctx: RunContext, recipe: SelfInstructRecipe, seeds: lis
     target, limit = cfg.num_instructions_to_generate, cfg.request_limit
     kept: list[Record] = []
     batch = requests = stall = 0
-    ctx.reporter.stage_started("generate", target)
+    ctx.reporter.advance("generate", 0, total=target)
     while len(kept) < target:
         if requests >= limit or stall >= cfg.stall_batches:
             stats.notes["stopped_early"] = "max_requests" if requests >= limit else "stalled"
@@ -158,22 +159,23 @@ async def self_consistency_stage(ctx: RunContext, recipe: SelfInstructRecipe, re
     triggers = Triggers(**recipe.triggers.model_dump())
     version = prompts.template_version(triggers, with_input=False, inverse=True)
     stats.inputs = len(records)
-    ctx.reporter.stage_started("self_consistency", len(records))
+    ctx.reporter.advance("self_consistency", 0, total=len(records))
+
+    def trial_request(record: Record, trial: int) -> tuple[int, GenerationRequest]:
+        rng = random.Random(f"{recipe.seed}/self_consistency/{record.id}/{trial}")
+        demos = [_demo(s) for s in rng.sample(seeds, min(cfg.num_prompt_instructions, len(seeds)))]
+        return len(demos) + 2, GenerationRequest(
+            model=ctx.model, prompt=prompts.back_translation_prompt(demos, record.output, triggers),
+            sampling=cfg.sampling.to_sampling(extra_stop=(f"\n{len(demos) + 2}.",)),
+            idempotency_key=ctx.key("self_consistency", record.id, trial), run_id=ctx.run_id,
+            record_id=record.id, template_version=version)
 
     async def judge(record: Record) -> Record | None:
-        predictions = []
-        for trial in range(cfg.num_trials):
-            rng = random.Random(f"{recipe.seed}/self_consistency/{record.id}/{trial}")
-            demos = [_demo(s) for s in rng.sample(seeds, min(cfg.num_prompt_instructions, len(seeds)))]
-            request = GenerationRequest(
-                model=ctx.model, prompt=prompts.back_translation_prompt(demos, record.output, triggers),
-                sampling=cfg.sampling.to_sampling(extra_stop=(f"\n{len(demos) + 2}.",)),
-                idempotency_key=ctx.key("self_consistency", record.id, trial), run_id=ctx.run_id,
-                record_id=record.id, template_version=version)
-            completion = await ctx.complete(request, stats)
-            for text in completion.texts:
-                if prediction := parse_back_translation(text, next_index=len(demos) + 2, triggers=triggers):
-                    predictions.append(prediction)
+        trials = [trial_request(record, t) for t in range(cfg.num_trials)]
+        completions = await asyncio.gather(*(ctx.complete(request, stats) for _, request in trials))
+        predictions = [prediction for (next_index, _), completion in zip(trials, completions, strict=True)
+                       for text in completion.texts
+                       if (prediction := parse_back_translation(text, next_index=next_index, triggers=triggers))]
         ctx.reporter.advance("self_consistency")
         if not predictions:
             stats.drop("no_back_translation")
