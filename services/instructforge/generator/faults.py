@@ -143,16 +143,19 @@ def to_domain_error(error: ProviderError, deployment: str, prompt_field: str,
     meta = {"deployment": deployment, "fault": fault.label, "attempts": str(attempts)}
     if error.status is not None:
         meta["provider_status"] = str(error.status)
-    if fault is Fault.CONTEXT_LENGTH:
-        return InvalidArgument(f"the prompt and max_tokens exceed the model's context window ({where}): {detail}",
-                               field=prompt_field, reason="CONTEXT_LENGTH_EXCEEDED")
-    if fault is Fault.CONTENT_POLICY:
-        return InvalidArgument(f"the provider's content policy refused this prompt ({where}): {detail}",
-                               field=prompt_field, reason="CONTENT_POLICY_VIOLATION")
-    if fault is Fault.BAD_REQUEST:
-        field = _PARAM_FIELDS.get(error.param or "", "request")
-        return InvalidArgument(f"the provider rejected the request ({where}): {detail}", field=field,
-                               reason="PROVIDER_REJECTED_REQUEST")
+    if fault in (Fault.CONTEXT_LENGTH, Fault.CONTENT_POLICY, Fault.BAD_REQUEST):
+        if fault is Fault.CONTEXT_LENGTH:
+            error = InvalidArgument(f"the prompt and max_tokens exceed the model's context window ({where}): {detail}",
+                                    field=prompt_field, reason="CONTEXT_LENGTH_EXCEEDED")
+        elif fault is Fault.CONTENT_POLICY:
+            error = InvalidArgument(f"the provider's content policy refused this prompt ({where}): {detail}",
+                                    field=prompt_field, reason="CONTENT_POLICY_VIOLATION")
+        else:
+            error = InvalidArgument(f"the provider rejected the request ({where}): {detail}",
+                                    field=_PARAM_FIELDS.get(error.param or "", "request"),
+                                    reason="PROVIDER_REJECTED_REQUEST")
+        error.metadata.update(meta)
+        return error
     if fault is Fault.UNAUTHENTICATED:
         return Unauthenticated(f"the provider rejected the gateway's API key for {where} (HTTP 401); "
                                f"fix the deployment's api_key_env / api_key_file", reason="PROVIDER_UNAUTHENTICATED",

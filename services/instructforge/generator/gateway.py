@@ -89,6 +89,7 @@ class Gateway:
         self.ledger = Ledger()
         self._flights: dict[tuple[str, str], asyncio.Future] = {}
         self._background: set[asyncio.Task] = set()
+        self._closed = False
         # Seeded samples (seed + i each) and backends without `n` need one call per sample.
         self._one_call_per_sample = {}
         self._deployments_of = {}
@@ -129,6 +130,10 @@ class Gateway:
             self.metrics.concurrency_limit.labels(state.name).set(state.concurrency.limit)
 
     async def close(self) -> None:
+        """Finish pending cache writes, close every backend, then the store. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         for state in self.states.values():

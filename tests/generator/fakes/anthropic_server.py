@@ -59,7 +59,9 @@ class FakeAnthropic(ProviderFake):
         self.api_key = api_key
 
     def handle(self, request: Request):
-        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+        # The API takes the key as `x-api-key`; recent SDKs send it as a bearer token.
+        presented = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_key is not None and presented != self.api_key:
             return error_reply("auth", 0)
         if request.method != "POST" or request.path != "/v1/messages":
             return _error(404, "not_found_error", f"Not found: {request.path}")

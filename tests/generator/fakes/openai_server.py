@@ -88,6 +88,8 @@ class FakeOpenAI(ProviderFake):
         self.instant = instant
         self.models = models
         self.delay = delay
+        self.active = 0  # delayed answers being prepared now
+        self.max_active = 0
 
     @property
     def url(self) -> str:
@@ -172,7 +174,12 @@ class FakeOpenAI(ProviderFake):
         return reply
 
     async def _later(self, reply: Reply) -> Reply:
-        await asyncio.sleep(self.delay)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.active -= 1
         return reply
 
     def _sse(self, call: Call, chat: bool, model: str, choices, usage, headers, *, cut: bool, include_usage: bool):

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 
 import aiohttp
+from pydantic.warnings import PydanticDeprecatedSince20
 from instructforge.generator.backends.base import (
     BackendCall,
     BackendResult,
@@ -32,6 +34,9 @@ from text_generation import errors as tgi_errors
 from text_generation.types import Message as TGIMessage
 
 DEFAULT_MAX_NEW_TOKENS = 512
+
+# The client still calls pydantic v1's `.dict()` on every request; its warning says nothing about our use.
+warnings.filterwarnings("ignore", category=PydanticDeprecatedSince20, module="text_generation.client")
 
 _ERRORS = (
     (tgi_errors.RateLimitExceededError, Fault.RATE_LIMITED),
