@@ -1,15 +1,16 @@
 """2,000 requests under a 30% mixed fault rate: every request answered exactly once, and every retry accounted."""
 
 import asyncio
+import itertools
 from collections import Counter
 
 import pytest
+from instructforge.generator.request import GenerateRequest, GenerateResponse, Message
+from instructforge.runtime.errors import InstructForgeError, InvalidArgument, ResourceExhausted, Unavailable
 
 from generator.conftest import counter
 from generator.fakes.faults import NON_RETRYABLE, RETRYABLE, FaultPlan
 from generator.fakes.openai_server import FakeOpenAI
-from instructforge.generator.request import GenerateRequest, GenerateResponse, Message
-from instructforge.runtime.errors import InstructForgeError, InvalidArgument, ResourceExhausted, Unavailable
 
 REQUESTS = 2000
 MAX_ATTEMPTS = 8
@@ -64,7 +65,7 @@ async def test_2000_requests_under_30_percent_faults(make_gateway):
             kinds["exhausted"] += 1
             assert len(mine) == MAX_ATTEMPTS and isinstance(outcome, (Unavailable, ResourceExhausted)), (i, faults)
         # Retry-After respected: measured at the provider, between the 429 and the next attempt.
-        for call, following in zip(mine, mine[1:]):
+        for call, following in itertools.pairwise(mine):
             if call.fault == "rate_limit":
                 assert following.at - call.at >= call.retry_after, (i, following.at - call.at)
     assert kinds["ok"] > 0.95 * REQUESTS and kinds["failed fast"] > 0

@@ -1,14 +1,15 @@
 """Routing over several deployments: weights, least-busy, fallbacks, cooldown, and per-deployment limits."""
 
 import asyncio
+import itertools
 
 import pytest
+from instructforge.generator.request import CachePolicy, GenerateRequest
+from instructforge.runtime.errors import InvalidArgument
 
 from generator.conftest import counter
 from generator.fakes.faults import FaultPlan
 from generator.fakes.openai_server import FakeOpenAI
-from instructforge.generator.request import CachePolicy, GenerateRequest
-from instructforge.runtime.errors import InvalidArgument
 
 FAST_RETRY = {"base_delay_s": 0.002, "max_delay_s": 0.01}
 
@@ -123,7 +124,7 @@ async def test_rpm_and_tpm_buckets_pace_the_calls(make_gateway):
             dep(fake, "d", requests_per_minute=600, rate_limit_burst_s=0.1)]}]})
         await asyncio.gather(*(gw.generate(ask(f"p{i}")) for i in range(5)))
         arrivals = sorted(c.at for c in fake.log.calls)
-        assert all(b - a >= 0.09 for a, b in zip(arrivals, arrivals[1:]))
+        assert all(b - a >= 0.09 for a, b in itertools.pairwise(arrivals))
         assert counter(gw.metrics, "instructforge_generator_rate_limit_wait_seconds_sum", limit="rpm") >= 0.9
     async with FakeOpenAI() as fake:
         # TPM: each call is estimated at 1 + 100 tokens; 6000/min with a 1 s burst holds one call.

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from instructforge.generator.request import FinishReason, GenerateRequest, Message, Sampling  # noqa: E402
-from instructforge.runtime.errors import InvalidArgument  # noqa: E402
+from instructforge.generator.request import FinishReason, GenerateRequest, Message, Sampling
+from instructforge.runtime.errors import InvalidArgument
 
 CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}<assistant>{% endif %}")
