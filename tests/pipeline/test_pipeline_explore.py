@@ -200,3 +200,18 @@ async def test_a_custom_domain_grows_from_its_description(tmp_path):
     assert "Target task: legal_drafting" in llm.prompts[0]
     assert "Examples:\n###" not in llm.prompts[0].split("Target task:")[1]  # no root examples, no demo block
     assert all(x.task.startswith("legal_drafting") for x in dataset) and len(dataset) == 20
+
+
+async def test_demonstrations_from_the_explored_parent_let_every_node_start_at_once(tmp_path):
+    r = recipe()
+    r["stages"]["enrich"]["demo_pool"] = "parent_explored"
+    llm = FakeLLM(delay=0.01)
+    dataset, _ = await run_recipe(tmp_path, r, llm)
+    explored = DomainTree.load(tmp_path / "checkpoints" / "extend")
+    for prompt in llm.prompts:
+        if "Write 10 examples" in prompt and "Examples:\n###" in prompt:
+            subtask = re.search(r"New subtask: (\S+)\n", prompt.split("Write 10 examples")[1]).group(1)
+            shown = re.findall(r"^(?:\d+\. )?Instruction: (.*)$", prompt.split("Target task:")[1], re.MULTILINE)
+            assert {s for s in shown} <= {e["instruction"] for e in explored.get(subtask).parent.examples}
+    again, _ = await run_recipe(tmp_path / "again", r, FakeLLM(delay=0.01, order_seed=5))
+    assert [x.id for x in again] == [x.id for x in dataset]

@@ -131,12 +131,12 @@ async def extend_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
 
 
 async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Domain, rules: FilterRules,
-                      node: Node, want: int, stats: StageStats) -> int:
-    """Adds at least `want` examples to `node` unless its attempts run out; returns how many it added."""
+                      node: Node, want: int, pool: list[dict[str, Any]], stats: StageStats) -> int:
+    """Adds at least `want` examples to `node` unless its attempts run out; returns how many it added.
+    Demonstrations come from `pool` (the parent's examples; the node's own for the root)."""
     cfg = recipe.stages.enrich
     version = prompts.template_version(domain, extend=False)
     parent = node.parent or node
-    pool = parent.examples
     children = [c.task_name for c in parent.children]
     peers = [s.task_name for s in parent.siblings]
     max_rounds, added, round_ = cfg.max_rounds(want), 0, 0
@@ -183,12 +183,20 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         stats.notes["deeper_than_enrich_nums"] = beyond
     ctx.reporter.advance("enrich", 0, total=sum(nums[n.depth] for n in nodes if n.depth < len(nums)))
 
+    # Published order: a parent is enriched before its children, whose demonstrations it then
+    # supplies. "parent_explored" draws them from what the parent had before enrich instead, so every
+    # node can start at once (more parallelism, less varied demonstrations).
+    wait_for_parent = cfg.demo_pool == "parent_enriched"
+    before = {} if wait_for_parent else {id(n): list(n.examples) for n in nodes}
+
     async def one(node: Node) -> None:
-        if node.parent is not None:
+        source = node.parent or node
+        if wait_for_parent and node.parent is not None:
             await done[id(node.parent)].wait()
         want = nums[node.depth] if node.depth < len(nums) else 0
         if want:
-            await enrich_node(ctx, recipe, domain, rules, node, want, stats)
+            pool = source.examples if wait_for_parent else before[id(source)]
+            await enrich_node(ctx, recipe, domain, rules, node, want, pool, stats)
         done[id(node)].set()
 
     # Pre-order puts every parent before its children, so waiting on a parent never starves.

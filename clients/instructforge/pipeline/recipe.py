@@ -215,6 +215,9 @@ class EnrichConfig(Strict):
     max_example_num: int = Field(60000, ge=1)
     demonstrations: int = Field(2, ge=0, le=20)
     max_rounds_factor: float = Field(3.0, ge=1, le=100, description="calls per node ≤ factor × ideal + 2")
+    demo_pool: Literal["parent_enriched", "parent_explored"] = Field(
+        "parent_enriched", description="demonstrations from the parent's enriched examples (published: "
+        "children wait for their parent) or from those it had before enrich (all nodes start at once)")
     sampling: SamplingConfig | None = None
 
     def max_rounds(self, gap: int) -> int:
