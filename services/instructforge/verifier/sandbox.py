@@ -88,6 +88,9 @@ class Sandbox:
             msg = json.loads(data) if data else None
         except (TimeoutError, ValueError, OSError):
             msg = None
+        except BaseException:  # cancelled while starting: leave nothing running
+            await self.close()
+            raise
         if not msg or msg.get("op") != "ready":
             await self.close()
             raise SandboxStartError(f"sandbox did not start: {self.stderr_tail() or 'no output'}")

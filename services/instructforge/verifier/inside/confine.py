@@ -69,24 +69,35 @@ def keep_fds(mapping: dict) -> None:
                 pass
 
 
-def confine(cfg: dict, limits: dict, fds: dict, workdir: str, protect: tuple, nproc_base: int) -> None:
-    """Everything a child needs before untrusted code; raises on any failure (caller exits)."""
+def clean_environment() -> None:
+    """The zygote's own environment, set once: every child inherits exactly this plus its HOME."""
+    env = os.environ
+    env.clear()
+    env.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONIOENCODING": "utf-8"})
+
+
+def confine(cfg: dict, limits: dict, fds: dict, workdir: str, filter_program, nproc_base: int) -> None:
+    """Everything a child needs before untrusted code; raises on any failure (caller exits).
+
+    The zygote runs under the seccomp filter itself, so every child inherits it at no cost;
+    ``filter_program`` adds a filter on top (a stdio case must also spare its leader).
+    """
     os.setsid()
     keep_fds(fds)
     os.chdir(workdir)
     env = os.environ
-    env.clear()
-    env.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
-                "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"})
+    if len(env) != 4:  # the zygote cleaned it (clean_environment); anything else is a surprise
+        clean_environment()
+    env["HOME"] = env["TMPDIR"] = workdir
     if cfg.get("nice"):
         os.nice(int(cfg["nice"]))
     set_limits(limits, nproc_base)
     if cfg.get("child_uid") is not None:
         drop_user(int(cfg["child_uid"]), int(cfg["child_gid"]))
-    if cfg.get("seccomp"):
-        program = seccomp.build_filter(protect)
-        if program is None:
-            raise OSError("seccomp requested but unsupported on this architecture")
-        seccomp.install(program)
-    else:
+    if filter_program is not None:
+        seccomp.install(filter_program)  # stacks on the zygote's own filter
+    elif cfg.get("seccomp") and not seccomp.active:
+        raise OSError("seccomp requested but no filter is active")
+    elif not seccomp.active:
         seccomp.no_new_privs()

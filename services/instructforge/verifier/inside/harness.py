@@ -45,6 +45,7 @@ _len = len
 _str = str
 _repr = repr
 _NoneType = type(None)
+_CodeType = type(compile("", "<x>", "exec"))
 _SCALARS = frozenset({int, float, complex, str, bytes, bool, _NoneType, bytearray,
                       fractions.Fraction, decimal.Decimal})
 _SEQUENCES = frozenset({list, tuple, collections.deque})
@@ -53,10 +54,23 @@ _MAPPINGS = frozenset({dict, collections.OrderedDict, collections.defaultdict, c
 _BASES = (int, float, str, bytes, tuple, list, dict, set, frozenset)
 
 
+_PRISTINE: dict = {}  # the builtins as the zygote left them (exit/quit included)
+_WATCHED: dict = {}  # module name -> (module object, {attribute: id(value)})
+
+
 def preload() -> None:
-    """Import the watched modules (in the zygote, once) so every child starts with them."""
+    """In the zygote, once: import the watched modules, record the pristine builtins and every
+    watched attribute's identity, and warm the compiler, so that a forked child only reads them."""
     for name in WATCHED_MODULES:
         __import__(name)
+    _install_exit()
+    _PRISTINE.clear()
+    _PRISTINE.update(vars(builtins))
+    _WATCHED.clear()
+    for name in WATCHED_MODULES:
+        mod = sys.modules[name]
+        _WATCHED[name] = (mod, {k: id(v) for k, v in vars(mod).items()})
+    compile_tests("assert x == 1", "<warm-up>")
 
 
 def _install_exit() -> None:
@@ -76,30 +90,35 @@ def _install_exit() -> None:
     builtins.quit = _Exit("quit")
 
 
-def _snapshot() -> dict:
-    mods = sys.modules
-    return {name: {k: id(v) for k, v in vars(mods[name]).items()} for name in WATCHED_MODULES if name in mods}
+def _names(code) -> set:
+    """Every name a compiled test may look up, nested code objects included."""
+    found, todo = set(), [code]
+    while todo:
+        c = todo.pop()
+        found.update(c.co_names)
+        todo += [k for k in c.co_consts if _type(k) is _CodeType]
+    return found
 
 
-def _tampered(before: dict) -> list:
+def _tampered(referenced: set) -> list:
+    """What the solution replaced: any builtin, and any attribute of a watched module that the
+    tests reference (only those can change a test's outcome). Compared by identity, never __eq__."""
     found = []
+    now = vars(builtins)
+    if now.keys() != _PRISTINE.keys():
+        found += [f"builtins.{k} (added or deleted)" for k in now.keys() ^ _PRISTINE.keys()][:3]
+    found += [f"builtins.{k} (replaced)" for k, v in _PRISTINE.items() if k in now and now[k] is not v][:3]
     mods = sys.modules
-    for name, attrs in before.items():
-        mod = mods.get(name)
-        if mod is None:
-            found.append(name + " (removed from sys.modules)")
+    for name, (mod, idents) in _WATCHED.items():
+        if name == "builtins":
             continue
-        now = vars(mod)
-        for k, ident in attrs.items():
-            if k not in now:
-                found.append(f"{name}.{k} (deleted)")
-            elif id(now[k]) != ident:
+        if mods.get(name) is not mod:
+            found.append(f"{name} (replaced in sys.modules)")
+            continue
+        attrs = vars(mod)
+        for k in referenced:
+            if k in idents and (k not in attrs or id(attrs[k]) != idents[k]):
                 found.append(f"{name}.{k} (replaced)")
-        for k in now:
-            if k not in attrs:
-                found.append(f"{name}.{k} (added)")
-        if len(found) > 5:
-            break
     return found
 
 
@@ -233,8 +252,7 @@ def run_tests(job: dict) -> int:
     report = Reporter(job.pop("nonce"))
     program, setup, tests = job["program"], job.get("setup", ""), job["tests"]
     del job
-    _install_exit()
-    pristine = dict(vars(builtins))
+    pristine = _PRISTINE
     stdout, stderr = sys.stdout, sys.stderr
 
     # Compile everything before any solution code runs.
@@ -257,7 +275,10 @@ def run_tests(job: dict) -> int:
         except BaseException as exc:
             compiled.append("the test does not compile: " + describe(exc))
 
-    before = _snapshot()
+    referenced = set()
+    for code in ([setup_code] if setup_code is not None else []) + compiled:
+        if _type(code) is not str:
+            referenced |= _names(code)
     user_ns = {"__name__": "__iforge_solution__", "__builtins__": builtins}
     try:
         exec(program_code, user_ns)
@@ -299,7 +320,7 @@ def run_tests(job: dict) -> int:
                     message = f"the test exited (SystemExit {_repr(exc.code)[:100]}) instead of returning"
         report.emit("end", index=i, status=status, message=message, ms=(_perf() - t0) * 1000.0)
 
-    changed = _tampered(before)
+    changed = _tampered(referenced)
     if changed:
         report.emit("tamper", status="failed", message="the program replaced " + ", ".join(changed[:6]))
     for stream in (stdout, stderr):
