@@ -215,3 +215,21 @@ async def test_demonstrations_from_the_explored_parent_let_every_node_start_at_o
             assert {s for s in shown} <= {e["instruction"] for e in explored.get(subtask).parent.examples}
     again, _ = await run_recipe(tmp_path / "again", r, FakeLLM(delay=0.01, order_seed=5))
     assert [x.id for x in again] == [x.id for x in dataset]
+
+
+async def test_resume_does_not_need_the_imported_tree_folder_any_more(tmp_path):
+    start = DomainTree.new("Writing help", examples=[{"instruction": "Fix it.", "input": "teh", "output": "the"}])
+    start.add_child(start.root, "Paraphrase", "Say it again.")
+    start.save(tmp_path / "start")
+    r = recipe(extend=(1, 2), enrich=(0, 10, 10), sample=30)
+    r["domain"] = {"tree": str(tmp_path / "start")}
+    llm, novelty = FakeLLM(die_after=7), MemoryNovelty()  # extend makes 1 + 4 calls: killed in enrich
+    with pytest.raises(KilledError):
+        await run_recipe(tmp_path / "run", r, llm, novelty)
+    assert RunState.open(tmp_path / "run").stage_done("extend") is not None
+    for path in (tmp_path / "start").iterdir():
+        path.unlink()
+    llm.die_after = None
+    dataset, _ = await run_recipe(tmp_path / "run", None, llm, novelty)
+    tree = DomainTree.load(tmp_path / "run" / "tree")
+    assert tree.get("paraphrase").children and len(dataset) == 30 and llm.repeated == 0

@@ -10,8 +10,8 @@ published folder layout after every stage, and the final one is written to the r
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 
 from instructforge.pipeline.context import RunContext, load_records, save_records
 from instructforge.pipeline.explore_grow import as_example, enrich_stage, extend_stage
@@ -24,8 +24,6 @@ from instructforge.pipeline.records import Record
 from instructforge.pipeline.sampling import sample_tree
 from instructforge.pipeline.stats import StageStats
 from instructforge.pipeline.tree import DomainTree
-
-TREE_STAGES = ("extend", "enrich", "prune", "filter")
 
 
 def resolve_domain(recipe: ExploreInstructRecipe) -> Domain:
@@ -46,10 +44,6 @@ def initial_tree(recipe: ExploreInstructRecipe, domain: Domain) -> DomainTree:
     if recipe.domain.examples:
         examples = [e.model_dump() for e in recipe.domain.examples]
     return DomainTree.new(domain.root_name, domain.root_reason, examples)
-
-
-def _save_tree(tree: DomainTree, path: Path) -> None:
-    tree.save(path)
 
 
 async def prune_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree,
@@ -126,22 +120,26 @@ async def run_explore_instruct(ctx: RunContext) -> list[Record]:
     domain = resolve_domain(recipe)
     rules = get_rules(domain.filter_variant)
     stages = recipe.stages
-    # A resumed run starts from its latest tree checkpoint (the imported folder may be gone by now).
-    latest = next((n for n in reversed(TREE_STAGES) if getattr(stages, n).enabled and ctx.state.stage_done(n)), None)
-    tree = DomainTree.load(ctx.state.checkpoint_path(latest)) if latest else initial_tree(recipe, domain)
+    # The starting tree is built only when a stage needs it: a resumed run starts from its latest
+    # checkpoint, and the folder a tree was imported from may be gone by then.
+    tree: DomainTree | None = None
 
-    async def tree_stage(name: str, body) -> DomainTree:
-        return await ctx.stage(name, body, _save_tree, DomainTree.load)
+    async def tree_stage(name: str, body: Callable[[DomainTree, StageStats], Awaitable[DomainTree]]) -> None:
+        nonlocal tree
+        tree = await ctx.stage(name, lambda s: body(tree if tree is not None else initial_tree(recipe, domain), s),
+                               DomainTree.save, DomainTree.load)
 
     if stages.extend.enabled:
-        tree = await tree_stage("extend", lambda s: extend_stage(ctx, recipe, tree, domain, rules, s))
+        await tree_stage("extend", lambda t, s: extend_stage(ctx, recipe, t, domain, rules, s))
     if stages.enrich.enabled:
-        tree = await tree_stage("enrich", lambda s: enrich_stage(ctx, recipe, tree, domain, rules, s))
+        await tree_stage("enrich", lambda t, s: enrich_stage(ctx, recipe, t, domain, rules, s))
         ctx.state.put_records("enrich", _tree_records(tree), "kept")
     if stages.prune.enabled:
-        tree = await tree_stage("prune", lambda s: prune_stage(ctx, recipe, tree, s))
+        await tree_stage("prune", lambda t, s: prune_stage(ctx, recipe, t, s))
     if stages.filter.enabled:
-        tree = await tree_stage("filter", lambda s: filter_stage(ctx, recipe, tree, s))
+        await tree_stage("filter", lambda t, s: filter_stage(ctx, recipe, t, s))
+    if tree is None:
+        tree = initial_tree(recipe, domain)
     if stages.sample.enabled:
         async def sample(s: StageStats) -> list[Record]:
             return sample_stage(recipe, tree, s)
