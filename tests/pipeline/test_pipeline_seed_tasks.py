@@ -31,8 +31,8 @@ def test_the_shipped_seed_set_is_sound():
     ('{"instruction": "x"', r"bad\.jsonl:1: not valid JSON"),
     ('{"id": "a", "instruction": "Do it.", "instances": []}', r"bad\.jsonl:1: needs 'instances'"),
     ('{"id": "a", "instances": [{"input": "", "output": "y"}]}', r"bad\.jsonl:1: needs a non-empty 'instruction'"),
-    ('{"id": "a", "instruction": "A.", "instances": [{"output": "1"}]}\n'
-     '{"id": "a", "instruction": "B.", "instances": [{"output": "2"}]}', r"bad\.jsonl:2: id 'a' appears twice"),
+    (('{"id": "a", "instruction": "A.", "instances": [{"output": "1"}]}\n'
+      '{"id": "a", "instruction": "B.", "instances": [{"output": "2"}]}'), r"bad\.jsonl:2: id 'a' appears twice"),
     ("\n\n", r"no seed tasks"),
 ])
 def test_bad_seed_files_name_the_line(tmp_path, content, message):
