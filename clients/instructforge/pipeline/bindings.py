@@ -1,0 +1,133 @@
+"""The pipeline's service interfaces bound to the real services over gRPC.
+
+Stages are written against small protocols (`protocols.Generator`, `protocols.NoveltyFilter`);
+this module implements them with the typed clients, so a stage never sees protobuf or gRPC. Errors
+are sorted the way the run needs them: what may succeed later (unavailable, rate limited, deadline)
+becomes `TransientError`, so the run stops resumable after its bounded retries; what never will
+(bad request, content policy) becomes `PermanentError`, recorded as a drop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from instructforge.client import ApiError, DedupClient, GeneratorClient
+from instructforge.dedup.v1 import dedup_pb2 as dd
+from instructforge.generator.v1 import generator_pb2 as gen
+from instructforge.pipeline.protocols import (
+    CollectionSpec,
+    Comparison,
+    Completion,
+    FinishReason,
+    GenerationRequest,
+    NoveltyItem,
+    NoveltyVerdict,
+    PermanentError,
+    Scope,
+    TransientError,
+)
+
+_ROLES = {"system": gen.ROLE_SYSTEM, "user": gen.ROLE_USER, "assistant": gen.ROLE_ASSISTANT}
+_FINISH = {
+    gen.FINISH_REASON_STOP: FinishReason.STOP,
+    gen.FINISH_REASON_LENGTH: FinishReason.LENGTH,
+    gen.FINISH_REASON_CONTENT_FILTER: FinishReason.CONTENT_FILTER,
+}
+_COMPARISON = {Comparison.GREATER: dd.COMPARISON_GREATER, Comparison.GREATER_OR_EQUAL: dd.COMPARISON_GREATER_OR_EQUAL}
+_SCOPE = {Scope.PARTITION: dd.SCOPE_PARTITION, Scope.COLLECTION: dd.SCOPE_COLLECTION}
+_DROP_REASON = {
+    dd.DROP_REASON_EXACT_DUPLICATE: "exact_duplicate",
+    dd.DROP_REASON_LEXICAL: "lexical",
+    dd.DROP_REASON_SEMANTIC: "semantic",
+}
+
+
+def _sorted_error(error: ApiError, what: str) -> Exception:
+    kind = TransientError if error.temporary else PermanentError
+    reason = f" ({error.reason})" if error.reason else ""
+    return kind(f"{what}: {error.code.name}{reason}: {error.message}")
+
+
+def generate_request(request: GenerationRequest) -> gen.GenerateRequest:
+    """The gateway request for a pipeline generation, every sampling parameter carried over."""
+    s = request.sampling
+    sampling = gen.SamplingParams(
+        temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, max_tokens=s.max_tokens, seed=s.seed,
+        presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
+        repetition_penalty=s.repetition_penalty, stop_sequences=list(s.stop), logit_bias=dict(s.logit_bias),
+    )
+    message = gen.GenerateRequest(
+        model=request.model, sample_count=request.n, sampling=sampling, idempotency_key=request.idempotency_key,
+        run_id=request.run_id, record_id=request.record_id, template_version=request.template_version,
+    )
+    if isinstance(request.prompt, str):
+        message.text = request.prompt
+    else:
+        message.chat.messages.extend(gen.ChatMessage(role=_ROLES[m.role], content=m.content) for m in request.prompt)
+    return message
+
+
+class GatewayGenerator:
+    """`protocols.Generator` through the generator gateway."""
+
+    def __init__(self, client: GeneratorClient):
+        self._client = client
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        try:
+            reply = await self._client.generate(generate_request(request))
+        except ApiError as error:
+            raise _sorted_error(error, f"generation for {request.record_id or request.idempotency_key}") from None
+        samples = sorted(reply.samples, key=lambda s: s.index)
+        return Completion(
+            texts=tuple(s.text for s in samples),
+            finish_reasons=tuple(_FINISH.get(s.finish_reason, FinishReason.STOP) for s in samples),
+            prompt_tokens=reply.usage.prompt_tokens, completion_tokens=reply.usage.completion_tokens,
+            cost_usd=reply.cost_usd, cache_hit=reply.cache_hit, model=reply.provider_model,
+        )
+
+
+class DedupNoveltyFilter:
+    """`protocols.NoveltyFilter` through the dedup service's collections and CheckAndInsert."""
+
+    def __init__(self, client: DedupClient):
+        self._client = client
+
+    async def ensure_collection(self, name: str, spec: CollectionSpec) -> None:
+        config = dd.CollectionConfig(
+            lexical=dd.LexicalConfig(threshold=spec.lexical_threshold,
+                                     comparison=_COMPARISON[spec.lexical_comparison]),
+            default_scope=_SCOPE[spec.default_scope],
+            references=[dd.Item(id=f"ref-{i}", text=text) for i, text in enumerate(spec.references)],
+        )
+        if spec.semantic_threshold is not None:
+            config.semantic.threshold = spec.semantic_threshold
+            config.semantic.comparison = _COMPARISON[spec.semantic_comparison]
+        try:
+            await self._client.create_collection(dd.CreateCollectionRequest(name=name, config=config))
+        except ApiError as error:
+            if error.code.name != "ALREADY_EXISTS":  # a resumed run finds the collection it made
+                raise _sorted_error(error, f"creating dedup collection {name!r}") from None
+
+    async def check_and_insert(self, collection: str, items: Sequence[NoveltyItem], *, request_id: str,
+                               scope: Scope | None = None) -> list[NoveltyVerdict]:
+        request = dd.CheckAndInsertRequest(
+            collection=collection, request_id=request_id,
+            items=[dd.Item(id=item.id, text=item.text, partition=item.partition) for item in items],
+            scope=_SCOPE[scope] if scope is not None else dd.SCOPE_UNSPECIFIED,
+        )
+        try:
+            reply = await self._client.check_and_insert(request)
+        except ApiError as error:
+            raise _sorted_error(error, f"novelty check in {collection!r}") from None
+        return [
+            NoveltyVerdict(
+                id=result.id,
+                kept=result.verdict == dd.VERDICT_KEPT,
+                reason=_DROP_REASON.get(result.drop_reason, ""),
+                max_rouge_l=result.max_rouge_l_f,
+                max_cosine=result.max_cosine_similarity if result.HasField("max_cosine_similarity") else None,
+                best_match=result.best_match.text,
+            )
+            for result in reply.results
+        ]
