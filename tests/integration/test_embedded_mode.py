@@ -14,7 +14,6 @@ from grpc_status import rpc_status
 from iforge_process import IforgeProcess
 
 from instructforge.dedup.v1 import dedup_pb2, dedup_pb2_grpc
-from instructforge.generator.v1 import generator_pb2, generator_pb2_grpc
 
 TOKEN = "test-token-7f3a"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
@@ -91,13 +90,16 @@ async def test_metrics_count_each_rpc_by_method_and_code(embedded):
     _, addresses = embedded
     url = addresses["metrics"]
     assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
-    before = _handled_count(url, "ListModels", "UNIMPLEMENTED")
-    async with grpc.aio.insecure_channel(addresses["generator"]) as channel:
-        stub = generator_pb2_grpc.GeneratorServiceStub(channel)
+    before_ok = _handled_count(url, "Check", "OK")
+    before_denied = _handled_count(url, "GetCollection", "UNAUTHENTICATED")
+    async with grpc.aio.insecure_channel(addresses["dedup"]) as channel:
         for _ in range(3):
-            with pytest.raises(grpc.aio.AioRpcError):
-                await stub.ListModels(generator_pb2.ListModelsRequest(), metadata=AUTH, timeout=5)
-    assert _handled_count(url, "ListModels", "UNIMPLEMENTED") == before + 3
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await dedup_pb2_grpc.DedupServiceStub(channel).GetCollection(dedup_pb2.GetCollectionRequest(name="x"),
+                                                                         timeout=5)
+    assert _handled_count(url, "Check", "OK") == before_ok + 3
+    assert _handled_count(url, "GetCollection", "UNAUTHENTICATED") == before_denied + 1
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     assert "grpc_server_handling_seconds_bucket" in text and "grpc_server_in_flight" in text
 

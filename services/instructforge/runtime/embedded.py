@@ -8,6 +8,8 @@ answers a real health check over the network, one line per service is printed, t
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -16,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from instructforge.runtime.errors import Unavailable
 from instructforge.runtime.metrics import Metrics
-from instructforge.runtime.server import RunningServer, serve
+from instructforge.runtime.server import RunningServer, hosted, serve
 from instructforge.runtime.service import SERVICE_NAMES, load_spec
 from instructforge.runtime.settings import ServiceSettings, load_settings
 
@@ -57,6 +59,22 @@ async def check_healthy(running: RunningServer, timeout_s: float = 10.0) -> None
         )
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         raise Unavailable(f"{running.spec.name} reports {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
+
+
+@asynccontextmanager
+async def embedded_services(
+    names: tuple[str, ...],
+    *,
+    overrides: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+) -> AsyncIterator[dict[str, RunningServer]]:
+    """Services on free loopback ports for the length of the block (what `iforge run` embeds), by name."""
+    planned = embedded_settings(names, base_port=0, overrides=dict(overrides or {}), config_file=config_file,
+                                secrets_dir=None)
+    async with hosted(planned, Metrics()) as (running, _):
+        for server in running:
+            await check_healthy(server)
+        yield {server.spec.name: server for server in running}
 
 
 async def run_embedded(

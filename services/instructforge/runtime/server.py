@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,27 @@ def _install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+@asynccontextmanager
+async def hosted(
+    specs_and_settings: Sequence[tuple[ServiceSpec, ServiceSettings]],
+    metrics: Metrics,
+    *,
+    metrics_address: tuple[str, int] | None = None,
+) -> AsyncIterator[tuple[list[RunningServer], int | None]]:
+    """Run services (and the metrics endpoint) for the length of the block; stop them gracefully after."""
+    running: list[RunningServer] = []
+    metrics_port = None
+    try:
+        if metrics_address is not None:
+            metrics_port = metrics.serve_http(*metrics_address)
+        for spec, settings in specs_and_settings:
+            running.append(await build_server(spec, settings, metrics))
+        yield running, metrics_port
+    finally:
+        await asyncio.gather(*(r.stop() for r in running), return_exceptions=True)
+        metrics.close()
+
+
 async def serve(
     specs_and_settings: Sequence[tuple[ServiceSpec, ServiceSettings]],
     metrics: Metrics,
@@ -133,19 +155,10 @@ async def serve(
     """Run the given services in this process until SIGTERM or SIGINT, then stop them gracefully."""
     stop = asyncio.Event()
     _install_stop_signals(stop)
-    running: list[RunningServer] = []
-    metrics_port = None
-    try:
-        if metrics_address is not None:
-            metrics_port = metrics.serve_http(*metrics_address)
-        for spec, settings in specs_and_settings:
-            running.append(await build_server(spec, settings, metrics))
+    async with hosted(specs_and_settings, metrics, metrics_address=metrics_address) as (running, metrics_port):
         if on_ready is not None:
             result = on_ready(running, metrics_port)
             if asyncio.iscoroutine(result):
                 await result
         await stop.wait()
         log.info("stop signal received; draining")
-    finally:
-        await asyncio.gather(*(r.stop() for r in running), return_exceptions=True)
-        metrics.close()
