@@ -3,6 +3,7 @@
     iforge up                      every service in one process on loopback (embedded mode)
     iforge serve SERVICE           one service, as a container runs it
     iforge health ADDRESS          ask a server whether it is serving
+    iforge run RECIPE              make a dataset (iforge resume / status / export RUN_DIR)
     iforge --version
 """
 
@@ -54,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--service", default="", help="fully-qualified service name; empty asks about the server")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default: 5)")
     check.add_argument("--tls-ca-file", help="PEM CA that signed the server's certificate (turns TLS on)")
+
+    from instructforge.cli.pipeline_commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -139,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_serve(args, extra)
         if args.command == "health":
             return _run_health(args)
+        if args.command in ("run", "resume", "status", "export", "recipe-schema"):
+            from instructforge.cli.pipeline_commands import run_command
+
+            return run_command(args)
     except InstructForgeError as exc:
         return _fail(exc.message)
     except KeyboardInterrupt:

@@ -30,12 +30,14 @@ def embedded_settings(
     overrides: dict[str, Any],
     config_file: str | Path | None,
     secrets_dir: str | Path | None,
+    per_service: dict[str, dict[str, Any]] | None = None,
 ) -> list[tuple[Any, ServiceSettings]]:
-    """Settings of each hosted service: shared overrides, consecutive ports from `base_port` (0: free ones)."""
+    """Settings of each hosted service: shared overrides, then the service's own, and consecutive ports
+    from `base_port` (0: free ones)."""
     planned = []
     for offset, name in enumerate(names):
         spec = load_spec(name)
-        service_overrides = dict(overrides, metrics_enabled=False)
+        service_overrides = dict(overrides, metrics_enabled=False, **(per_service or {}).get(name, {}))
         if base_port is not None:
             service_overrides["port"] = 0 if base_port == 0 else base_port + offset
         settings = load_settings(spec.settings_cls, config_file=config_file, secrets_dir=secrets_dir,
@@ -66,11 +68,12 @@ async def embedded_services(
     names: tuple[str, ...],
     *,
     overrides: dict[str, Any] | None = None,
+    per_service: dict[str, dict[str, Any]] | None = None,
     config_file: str | Path | None = None,
 ) -> AsyncIterator[dict[str, RunningServer]]:
     """Services on free loopback ports for the length of the block (what `iforge run` embeds), by name."""
     planned = embedded_settings(names, base_port=0, overrides=dict(overrides or {}), config_file=config_file,
-                                secrets_dir=None)
+                                secrets_dir=None, per_service=per_service)
     async with hosted(planned, Metrics()) as (running, _):
         for server in running:
             await check_healthy(server)
