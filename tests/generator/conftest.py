@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+
 from instructforge.generator.gateway import Gateway
 from instructforge.generator.metrics import GatewayMetrics
 

@@ -1,12 +1,12 @@
 """The anthropic backend (official SDK, Messages API) against a fake speaking Anthropic's wire protocol."""
 
 import pytest
-from instructforge.generator.request import FinishReason, GenerateRequest, Message, Sampling
-from instructforge.runtime.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 from generator.conftest import counter
 from generator.fakes.anthropic_server import FakeAnthropic
 from generator.fakes.faults import FaultPlan
+from instructforge.generator.request import FinishReason, GenerateRequest, Message, Sampling
+from instructforge.runtime.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 
 def config(url: str, **deployment) -> dict:

@@ -7,11 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from instructforge.generator.request import CachePolicy, GenerateRequest, Message, Sampling
-from instructforge.runtime.errors import FailedPrecondition
 
 from generator.conftest import counter, openai_config
 from generator.fakes.openai_server import FakeOpenAI
+from instructforge.generator.request import CachePolicy, GenerateRequest, Message, Sampling
+from instructforge.runtime.errors import FailedPrecondition
 
 WORKER = Path(__file__).with_name("gateway_worker.py")
 

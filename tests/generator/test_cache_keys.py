@@ -3,6 +3,7 @@
 from dataclasses import fields, replace
 
 import pytest
+
 from instructforge.generator.cache import (
     KEY_FIELDS,
     NON_KEY_FIELDS,

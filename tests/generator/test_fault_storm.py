@@ -5,12 +5,12 @@ import itertools
 from collections import Counter
 
 import pytest
-from instructforge.generator.request import GenerateRequest, GenerateResponse, Message
-from instructforge.runtime.errors import InstructForgeError, InvalidArgument, ResourceExhausted, Unavailable
 
 from generator.conftest import counter
 from generator.fakes.faults import NON_RETRYABLE, RETRYABLE, FaultPlan
 from generator.fakes.openai_server import FakeOpenAI
+from instructforge.generator.request import GenerateRequest, GenerateResponse, Message
+from instructforge.runtime.errors import InstructForgeError, InvalidArgument, ResourceExhausted, Unavailable
 
 REQUESTS = 2000
 MAX_ATTEMPTS = 8

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+
 from instructforge.generator.limits import AdaptiveConcurrency, TokenBucket, wait_for_bucket
 from instructforge.runtime.errors import ResourceExhausted
 

@@ -4,6 +4,10 @@ import asyncio
 import logging
 
 import pytest
+
+from generator.conftest import counter, openai_config, wait_until
+from generator.fakes.faults import NON_RETRYABLE, RETRYABLE, FaultPlan
+from generator.fakes.openai_server import FakeOpenAI
 from instructforge.generator.request import FinishReason, GenerateRequest, Message, Sampling
 from instructforge.runtime.errors import (
     DeadlineExceeded,
@@ -13,10 +17,6 @@ from instructforge.runtime.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-
-from generator.conftest import counter, openai_config, wait_until
-from generator.fakes.faults import NON_RETRYABLE, RETRYABLE, FaultPlan
-from generator.fakes.openai_server import FakeOpenAI
 
 
 def chat(text: str, **kwargs) -> GenerateRequest:

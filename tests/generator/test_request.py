@@ -1,6 +1,7 @@
 """Request validation names every bad field, with the proto's field paths."""
 
 import pytest
+
 from instructforge.generator.request import (
     CachePolicy,
     GenerateRequest,

@@ -4,12 +4,12 @@ import asyncio
 import itertools
 
 import pytest
-from instructforge.generator.request import CachePolicy, GenerateRequest
-from instructforge.runtime.errors import InvalidArgument
 
 from generator.conftest import counter
 from generator.fakes.faults import FaultPlan
 from generator.fakes.openai_server import FakeOpenAI
+from instructforge.generator.request import CachePolicy, GenerateRequest
+from instructforge.runtime.errors import InvalidArgument
 
 FAST_RETRY = {"base_delay_s": 0.002, "max_delay_s": 0.01}
 

@@ -1,12 +1,12 @@
 """The tgi backend (the `text-generation` client) against a fake speaking TGI's wire protocol."""
 
 import pytest
-from instructforge.generator.request import FinishReason, GenerateRequest, Message, Sampling
-from instructforge.runtime.errors import InvalidArgument
 
 from generator.conftest import counter
 from generator.fakes.faults import FaultPlan
 from generator.fakes.tgi_server import FakeTGI
+from instructforge.generator.request import FinishReason, GenerateRequest, Message, Sampling
+from instructforge.runtime.errors import InvalidArgument
 
 # The text-generation client calls pydantic v1's `.dict()`; its deprecation warning is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")

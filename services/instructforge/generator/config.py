@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from instructforge.generator.request import Sampling
 from instructforge.runtime.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BACKENDS = ("openai", "anthropic", "tgi", "vllm", "transformers")
 
@@ -156,29 +157,34 @@ class GatewayConfig(_Strict):
     @field_validator("models", mode="after")
     @classmethod
     def _names(cls, models: list[ModelRoute]) -> list[ModelRoute]:
-        routes: list[ModelRoute] = []
-        seen_models: set[str] = set()
-        seen_deployments: set[str] = set()
-        for route in models:
-            if route.name in seen_models:
-                raise ValueError(f"model {route.name!r} is defined twice")
-            seen_models.add(route.name)
-            named = []
-            for i, d in enumerate(route.deployments):
-                if not d.name:
-                    d = d.model_copy(update={"name": f"{route.name}-{i}"})
-                if d.name in seen_deployments:
-                    raise ValueError(f"deployment name {d.name!r} is used twice")
-                seen_deployments.add(d.name)
-                named.append(d)
-            routes.append(route.model_copy(update={"deployments": named}))
-        for route in routes:
-            for fb in route.fallbacks:
-                if fb == route.name:
-                    raise ValueError(f"model {route.name!r} lists itself as a fallback")
-                if fb not in seen_models:
-                    raise ValueError(f"model {route.name!r} falls back to unknown model {fb!r}")
-        return routes
+        return check_routes(models)
+
+
+def check_routes(models: list[ModelRoute]) -> list[ModelRoute]:
+    """Unique model and deployment names (unnamed deployments become `<model>-<index>`), known fallbacks."""
+    routes: list[ModelRoute] = []
+    seen_models: set[str] = set()
+    seen_deployments: set[str] = set()
+    for route in models:
+        if route.name in seen_models:
+            raise ValueError(f"model {route.name!r} is defined twice")
+        seen_models.add(route.name)
+        named = []
+        for i, d in enumerate(route.deployments):
+            if not d.name:
+                d = d.model_copy(update={"name": f"{route.name}-{i}"})
+            if d.name in seen_deployments:
+                raise ValueError(f"deployment name {d.name!r} is used twice")
+            seen_deployments.add(d.name)
+            named.append(d)
+        routes.append(route.model_copy(update={"deployments": named}))
+    for route in routes:
+        for fb in route.fallbacks:
+            if fb == route.name:
+                raise ValueError(f"model {route.name!r} lists itself as a fallback")
+            if fb not in seen_models:
+                raise ValueError(f"model {route.name!r} falls back to unknown model {fb!r}")
+    return routes
 
 
 def parse_gateway_config(data: dict[str, Any] | GatewayConfig) -> GatewayConfig:

@@ -7,8 +7,9 @@ attribute reads and increments rather than label-tuple lookups.
 
 from __future__ import annotations
 
-from instructforge.runtime.metrics import LATENCY_BUCKETS_S
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from instructforge.runtime.metrics import LATENCY_BUCKETS_S
 
 WAIT_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 P = "instructforge_generator_"

@@ -1,7 +1,14 @@
-"""Plugs the generator service into the runtime. Its RPCs are not implemented yet: they answer UNIMPLEMENTED."""
+"""Plugs the generator gateway into the shared runtime."""
 
+from instructforge.generator.server import create_servicer
 from instructforge.generator.settings import GeneratorSettings
 from instructforge.generator.v1 import generator_pb2_grpc
-from instructforge.runtime.placeholder import placeholder_spec
+from instructforge.runtime.service import ServiceSpec
 
-SPEC = placeholder_spec("generator", GeneratorSettings, generator_pb2_grpc, "GeneratorService")
+SPEC = ServiceSpec(
+    "generator",
+    "instructforge.generator.v1.GeneratorService",
+    GeneratorSettings,
+    create_servicer,
+    generator_pb2_grpc.add_GeneratorServiceServicer_to_server,
+)

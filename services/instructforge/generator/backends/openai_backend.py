@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx2
 import openai
+
 from instructforge.generator.backends.base import BackendCall, BackendResult, Completion, finish_reason
 from instructforge.generator.backends.sdk_errors import classify_sdk_error
 from instructforge.generator.config import DeploymentConfig

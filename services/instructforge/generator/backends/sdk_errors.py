@@ -17,6 +17,7 @@ from types import ModuleType
 
 import aiohttp
 import httpx2
+
 from instructforge.generator.faults import Fault, ProviderError
 
 

@@ -18,6 +18,11 @@ import json
 import warnings
 
 import aiohttp
+from pydantic.warnings import PydanticDeprecatedSince20
+from text_generation import AsyncClient
+from text_generation import errors as tgi_errors
+from text_generation.types import Message as TGIMessage
+
 from instructforge.generator.backends.base import (
     BackendCall,
     BackendResult,
@@ -28,10 +33,6 @@ from instructforge.generator.backends.base import (
 from instructforge.generator.config import DeploymentConfig
 from instructforge.generator.faults import CONTEXT_MARKERS, Fault, ProviderError
 from instructforge.generator.request import FinishReason
-from pydantic.warnings import PydanticDeprecatedSince20
-from text_generation import AsyncClient
-from text_generation import errors as tgi_errors
-from text_generation.types import Message as TGIMessage
 
 DEFAULT_MAX_NEW_TOKENS = 512
 

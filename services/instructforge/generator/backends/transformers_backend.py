@@ -20,11 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+
 from instructforge.generator.backends.base import BackendCall, BackendResult, Completion, split_stop
 from instructforge.generator.config import DeploymentConfig
 from instructforge.generator.request import FinishReason, Sampling
 from instructforge.runtime.errors import FailedPrecondition, InvalidArgument
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 OPTIONS = ("device", "dtype", "max_batch_size", "batch_wait_ms", "default_max_new_tokens", "revision", "tokenizer",
