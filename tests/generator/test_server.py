@@ -45,7 +45,7 @@ def details(error: grpc.aio.AioRpcError):
 
 async def test_generate_and_usage(start_service):
     async with FakeOpenAI() as fake:
-        running, channel, stub = await serve(start_service, fake.url)
+        _, channel, stub = await serve(start_service, fake.url)
         async with channel:
             r = await stub.Generate(chat("hi", sample_count=2, run_id="run-1",
                                          sampling=pb.SamplingParams(temperature=0.5, max_tokens=3)), timeout=10)
@@ -66,7 +66,7 @@ async def test_generate_and_usage(start_service):
 
 async def test_errors_are_precise_statuses_with_field_paths(start_service):
     async with FakeOpenAI(FaultPlan(script={"long": ["context_length"]})) as fake:
-        running, channel, stub = await serve(start_service, fake.url)
+        _, channel, stub = await serve(start_service, fake.url)
         async with channel:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.Generate(chat("long"))
@@ -85,7 +85,7 @@ async def test_errors_are_precise_statuses_with_field_paths(start_service):
 
 async def test_grpc_deadline_bounds_the_call_and_cancels_the_provider_request(start_service):
     async with FakeOpenAI(FaultPlan(script={"slow": ["hang"]})) as fake:
-        running, channel, stub = await serve(start_service, fake.url)
+        _, channel, stub = await serve(start_service, fake.url)
         async with channel:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.Generate(chat("slow"), timeout=0.5)
@@ -95,7 +95,7 @@ async def test_grpc_deadline_bounds_the_call_and_cancels_the_provider_request(st
 
 async def test_client_cancellation_reaches_the_provider(start_service):
     async with FakeOpenAI(FaultPlan(script={"slow": ["hang"]})) as fake:
-        running, channel, stub = await serve(start_service, fake.url)
+        _, channel, stub = await serve(start_service, fake.url)
         async with channel:
             call = stub.Generate(chat("slow"))
             assert await wait_until(lambda: len(fake.log) == 1)
@@ -106,7 +106,7 @@ async def test_client_cancellation_reaches_the_provider(start_service):
 async def test_stream_generate_answers_each_item_by_correlation_id(start_service):
     plan = FaultPlan(script={"bad": ["content_policy"], "slow": [None]})
     async with FakeOpenAI(plan, delay=0.0) as fake:
-        running, channel, stub = await serve(start_service, fake.url)
+        _, channel, stub = await serve(start_service, fake.url)
         async with channel:
             items = [pb.StreamGenerateRequest(correlation_id=f"c{i}", request=chat(f"q{i}")) for i in range(50)]
             items.append(pb.StreamGenerateRequest(correlation_id="bad", request=chat("bad")))
@@ -134,7 +134,7 @@ async def test_stream_generate_answers_each_item_by_correlation_id(start_service
 
 async def test_stream_flow_control_bounds_the_requests_in_flight(start_service):
     async with FakeOpenAI(delay=0.02) as fake:
-        running, channel, stub = await serve(start_service, fake.url, stream_window=4,
+        _, channel, stub = await serve(start_service, fake.url, stream_window=4,
                                              deployment={"max_concurrency": 64})
         async with channel:
             async def requests():
@@ -148,7 +148,7 @@ async def test_stream_flow_control_bounds_the_requests_in_flight(start_service):
 
 async def test_stream_rejects_a_correlation_id_already_in_flight(start_service):
     async with FakeOpenAI(delay=0.2) as fake:
-        running, channel, stub = await serve(start_service, fake.url)
+        _, channel, stub = await serve(start_service, fake.url)
         async with channel:
             async def requests():
                 yield pb.StreamGenerateRequest(correlation_id="same", request=chat("a"))
