@@ -12,11 +12,12 @@ import secrets
 
 import pytest
 import pytest_asyncio
+
 from instructforge.verifier.isolation import IsolationOptions
 from instructforge.verifier.verifier import Verifier, VerifierOptions
 
 SERVICE_SECRET = "iforge-secret-" + secrets.token_hex(12)
-os.environ["IFORGE_VERIFIER_TEST_SECRET"] = SERVICE_SECRET
+os.environ["VERIFIER_TEST_SECRET_TOKEN"] = SERVICE_SECRET  # what a deployment keeps in its env
 
 FALLBACK_MODE = "plain-root" if os.geteuid() == 0 else "plain"
 

@@ -58,7 +58,7 @@ HOSTILE: tuple[Hostile, ...] = (
     Hostile("reads_service_environment",
             "import os, glob\nprint(sorted(os.environ.items()))\nfor p in glob.glob('/proc/*/environ'):\n"
             "    try:\n        blob = open(p, 'rb').read()\n    except OSError:\n        continue\n"
-            "    if b'IFORGE' in blob:\n        print(p, blob)\n" + OK, Status.PASSED),
+            "    if b'SECRET' in blob:\n        print(p, blob)\n" + OK, Status.PASSED),
     Hostile("reads_secret_file", "print(open({secret_file!r}).read())\n" + OK, Status.FAILED, "Error"),
     Hostile("connects_to_loopback", "import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
             "s.sendall(b'escaped')\n" + OK, Status.FAILED, "Error"),

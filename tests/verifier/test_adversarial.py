@@ -13,6 +13,7 @@ import secrets
 
 import pytest
 import pytest_asyncio
+
 from instructforge.verifier.inside import procs
 from instructforge.verifier.models import (
     AssertTests,

@@ -4,6 +4,7 @@ semantics of each form hold (setup code, helpers, exceptions, output capture, ex
 from __future__ import annotations
 
 import pytest
+
 from instructforge.verifier.models import (
     AssertTests,
     ExecuteRequest,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from instructforge.runtime.errors import InvalidArgument
 from instructforge.verifier.forms import SizeLimits, build_job, normalize_output
 from instructforge.verifier.limits import MIB, LimitPolicy, Limits

@@ -5,6 +5,7 @@ from __future__ import annotations
 from math import comb
 
 import pytest
+
 from instructforge.runtime.errors import InvalidArgument
 from instructforge.verifier.passk import mean_pass_at_k, pass_at_k
 

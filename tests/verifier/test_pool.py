@@ -10,6 +10,7 @@ import time
 
 import pytest
 import pytest_asyncio
+
 from instructforge.runtime.errors import DeadlineExceeded, ResourceExhausted
 from instructforge.verifier.models import AssertTests, ExecuteRequest, LimitsRequest, Status
 from instructforge.verifier.problems import PROBLEMS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from instructforge.runtime.errors import InvalidArgument, ResourceExhausted
 from instructforge.verifier.models import (
     AssertTests,

@@ -88,6 +88,8 @@ class IsolationPlan:
             return SandboxSpec(argv=tuple(self._bwrap_argv(userns)), config=config,
                                user=uid if as_slot else None, group=uid if as_slot else None,
                                pid_namespace=True)
+        if o.work_root:
+            os.makedirs(o.work_root, exist_ok=True)
         root = tempfile.mkdtemp(prefix=f"iforge-verifier-{slot}-", dir=o.work_root or None)
         self._roots.append(root)
         is_root = self.mode == "plain-root"

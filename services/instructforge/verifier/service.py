@@ -1,7 +1,15 @@
-"""Plugs the verifier service into the runtime. Its RPCs are not implemented yet: they answer UNIMPLEMENTED."""
+"""Plugs the verifier into the shared runtime."""
 
-from instructforge.verifier.settings import VerifierSettings
+from instructforge.runtime.service import ServiceSpec
 from instructforge.verifier.v1 import verifier_pb2_grpc
-from instructforge.runtime.placeholder import placeholder_spec
 
-SPEC = placeholder_spec("verifier", VerifierSettings, verifier_pb2_grpc, "VerifierService")
+from .server import create_servicer
+from .settings import VerifierSettings
+
+SPEC = ServiceSpec(
+    "verifier",
+    "instructforge.verifier.v1.VerifierService",
+    VerifierSettings,
+    create_servicer,
+    verifier_pb2_grpc.add_VerifierServiceServicer_to_server,
+)

@@ -67,12 +67,12 @@ class StdioCase(_message.Message):
     def __init__(self, stdin: _Optional[str] = ..., expected_stdout: _Optional[str] = ...) -> None: ...
 
 class StdioTests(_message.Message):
-    __slots__ = ("cases", "ignore_trailing_whitespace")
+    __slots__ = ("cases", "exact_match")
     CASES_FIELD_NUMBER: _ClassVar[int]
-    IGNORE_TRAILING_WHITESPACE_FIELD_NUMBER: _ClassVar[int]
+    EXACT_MATCH_FIELD_NUMBER: _ClassVar[int]
     cases: _containers.RepeatedCompositeFieldContainer[StdioCase]
-    ignore_trailing_whitespace: bool
-    def __init__(self, cases: _Optional[_Iterable[_Union[StdioCase, _Mapping]]] = ..., ignore_trailing_whitespace: _Optional[bool] = ...) -> None: ...
+    exact_match: bool
+    def __init__(self, cases: _Optional[_Iterable[_Union[StdioCase, _Mapping]]] = ..., exact_match: _Optional[bool] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("timeout_ms", "cpu_time_ms", "memory_bytes", "output_bytes", "max_processes", "file_size_bytes", "open_files")
@@ -113,19 +113,33 @@ class ExecuteRequest(_message.Message):
     def __init__(self, language: _Optional[_Union[Language, str]] = ..., program: _Optional[str] = ..., humaneval: _Optional[_Union[HumanEvalTests, _Mapping]] = ..., mbpp: _Optional[_Union[MbppTests, _Mapping]] = ..., asserts: _Optional[_Union[AssertTests, _Mapping]] = ..., stdio: _Optional[_Union[StdioTests, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TestResult(_message.Message):
-    __slots__ = ("index", "outcome", "message", "stdout")
+    __slots__ = ("index", "outcome", "message", "stdout", "name", "wall_time_us")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STDOUT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_US_FIELD_NUMBER: _ClassVar[int]
     index: int
     outcome: Outcome
     message: str
     stdout: str
-    def __init__(self, index: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., message: _Optional[str] = ..., stdout: _Optional[str] = ...) -> None: ...
+    name: str
+    wall_time_us: int
+    def __init__(self, index: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., message: _Optional[str] = ..., stdout: _Optional[str] = ..., name: _Optional[str] = ..., wall_time_us: _Optional[int] = ...) -> None: ...
+
+class IsolationLayer(_message.Message):
+    __slots__ = ("name", "active", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    active: bool
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., active: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Isolation(_message.Message):
-    __slots__ = ("process_per_execution", "resource_limits", "process_group_kill", "private_working_directory", "namespaces", "network_isolated", "read_only_filesystem", "scrubbed_environment", "non_root_user", "description")
+    __slots__ = ("process_per_execution", "resource_limits", "process_group_kill", "private_working_directory", "namespaces", "network_isolated", "read_only_filesystem", "scrubbed_environment", "non_root_user", "description", "mode", "layers")
     PROCESS_PER_EXECUTION_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_LIMITS_FIELD_NUMBER: _ClassVar[int]
     PROCESS_GROUP_KILL_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +150,8 @@ class Isolation(_message.Message):
     SCRUBBED_ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     NON_ROOT_USER_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
     process_per_execution: bool
     resource_limits: bool
     process_group_kill: bool
@@ -146,10 +162,12 @@ class Isolation(_message.Message):
     scrubbed_environment: bool
     non_root_user: bool
     description: str
-    def __init__(self, process_per_execution: _Optional[bool] = ..., resource_limits: _Optional[bool] = ..., process_group_kill: _Optional[bool] = ..., private_working_directory: _Optional[bool] = ..., namespaces: _Optional[bool] = ..., network_isolated: _Optional[bool] = ..., read_only_filesystem: _Optional[bool] = ..., scrubbed_environment: _Optional[bool] = ..., non_root_user: _Optional[bool] = ..., description: _Optional[str] = ...) -> None: ...
+    mode: str
+    layers: _containers.RepeatedCompositeFieldContainer[IsolationLayer]
+    def __init__(self, process_per_execution: _Optional[bool] = ..., resource_limits: _Optional[bool] = ..., process_group_kill: _Optional[bool] = ..., private_working_directory: _Optional[bool] = ..., namespaces: _Optional[bool] = ..., network_isolated: _Optional[bool] = ..., read_only_filesystem: _Optional[bool] = ..., scrubbed_environment: _Optional[bool] = ..., non_root_user: _Optional[bool] = ..., description: _Optional[str] = ..., mode: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[IsolationLayer, _Mapping]]] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("outcome", "test_results", "passed_count", "failed_count", "stdout", "stderr", "output_truncated", "wall_time_ms", "cpu_time_ms", "isolation")
+    __slots__ = ("outcome", "test_results", "passed_count", "failed_count", "stdout", "stderr", "output_truncated", "wall_time_ms", "cpu_time_ms", "isolation", "message", "max_memory_bytes", "exit_code", "signal", "leftover_process_count", "request_id")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     TEST_RESULTS_FIELD_NUMBER: _ClassVar[int]
     PASSED_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +178,12 @@ class ExecuteResponse(_message.Message):
     WALL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     CPU_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    LEFTOVER_PROCESS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     outcome: Outcome
     test_results: _containers.RepeatedCompositeFieldContainer[TestResult]
     passed_count: int
@@ -170,7 +194,13 @@ class ExecuteResponse(_message.Message):
     wall_time_ms: int
     cpu_time_ms: int
     isolation: Isolation
-    def __init__(self, outcome: _Optional[_Union[Outcome, str]] = ..., test_results: _Optional[_Iterable[_Union[TestResult, _Mapping]]] = ..., passed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., output_truncated: _Optional[bool] = ..., wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, _Mapping]] = ...) -> None: ...
+    message: str
+    max_memory_bytes: int
+    exit_code: int
+    signal: str
+    leftover_process_count: int
+    request_id: str
+    def __init__(self, outcome: _Optional[_Union[Outcome, str]] = ..., test_results: _Optional[_Iterable[_Union[TestResult, _Mapping]]] = ..., passed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., output_truncated: _Optional[bool] = ..., wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, _Mapping]] = ..., message: _Optional[str] = ..., max_memory_bytes: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[str] = ..., leftover_process_count: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ExecuteStreamRequest(_message.Message):
     __slots__ = ("correlation_id", "request")
@@ -205,15 +235,21 @@ class GetSandboxInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetSandboxInfoResponse(_message.Message):
-    __slots__ = ("isolation", "capacity", "queued_count", "default_limits", "max_limits")
+    __slots__ = ("isolation", "capacity", "queued_count", "default_limits", "max_limits", "busy_count", "recycled_count", "python_executable")
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     QUEUED_COUNT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_LIMITS_FIELD_NUMBER: _ClassVar[int]
     MAX_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RECYCLED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_EXECUTABLE_FIELD_NUMBER: _ClassVar[int]
     isolation: Isolation
     capacity: int
     queued_count: int
     default_limits: Limits
     max_limits: Limits
-    def __init__(self, isolation: _Optional[_Union[Isolation, _Mapping]] = ..., capacity: _Optional[int] = ..., queued_count: _Optional[int] = ..., default_limits: _Optional[_Union[Limits, _Mapping]] = ..., max_limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    busy_count: int
+    recycled_count: int
+    python_executable: str
+    def __init__(self, isolation: _Optional[_Union[Isolation, _Mapping]] = ..., capacity: _Optional[int] = ..., queued_count: _Optional[int] = ..., default_limits: _Optional[_Union[Limits, _Mapping]] = ..., max_limits: _Optional[_Union[Limits, _Mapping]] = ..., busy_count: _Optional[int] = ..., recycled_count: _Optional[int] = ..., python_executable: _Optional[str] = ...) -> None: ...

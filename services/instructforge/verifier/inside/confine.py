@@ -90,8 +90,6 @@ def confine(cfg: dict, limits: dict, fds: dict, workdir: str, filter_program, np
     if len(env) != 4:  # the zygote cleaned it (clean_environment); anything else is a surprise
         clean_environment()
     env["HOME"] = env["TMPDIR"] = workdir
-    if cfg.get("nice"):
-        os.nice(int(cfg["nice"]))
     set_limits(limits, nproc_base)
     if cfg.get("child_uid") is not None:
         drop_user(int(cfg["child_uid"]), int(cfg["child_gid"]))

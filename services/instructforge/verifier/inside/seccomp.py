@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import struct
 
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -75,8 +74,12 @@ def _jump(code: int, k: int, jt: int, jf: int) -> tuple[int, int, int, int]:
     return (code, jt, jf, k & 0xFFFFFFFF)
 
 
+def machine() -> str:
+    return os.uname().machine
+
+
 def supported() -> bool:
-    return platform.machine() in ("x86_64", "AMD64") and hasattr(os, "fork")
+    return machine() in ("x86_64", "AMD64") and hasattr(os, "fork")
 
 
 def build_filter(protected_pids: tuple[int, ...] = ()) -> bytes | None:

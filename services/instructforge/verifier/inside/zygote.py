@@ -22,7 +22,6 @@ import ctypes
 import gc
 import json
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -100,16 +99,23 @@ def _kill_leftovers(cfg: dict) -> int:
 
 
 def _remove_tree(path: str) -> bool:
-    def fix(func, p, _exc):
+    """Delete a run directory whatever the program did to its permissions (no shutil: a smaller
+    zygote forks faster)."""
+    def remove(p: str) -> None:
         try:
-            os.chmod(os.path.dirname(p), 0o700)
             os.chmod(p, 0o700)
         except OSError:
             pass
-        func(p)
+        with os.scandir(p) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    remove(entry.path)
+                else:
+                    os.unlink(entry.path)
+        os.rmdir(p)
 
     try:
-        shutil.rmtree(path, onerror=fix)
+        remove(path)
     except OSError:
         return False
     return not os.path.lexists(path)
@@ -383,6 +389,10 @@ def main() -> int:
     _prctl(_PR_SET_DUMPABLE, 0)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if cfg.get("nice"):
+        # The zygote and its children yield to the service, which must stay responsive (and, on
+        # a small machine, must not be preempted by a zygote it has just woken).
+        os.nice(int(cfg["nice"]))
     if cfg.get("cpu") is not None and hasattr(os, "sched_setaffinity"):
         try:
             os.sched_setaffinity(0, {int(cfg["cpu"])})
