@@ -13,7 +13,9 @@ import secrets
 import pytest
 import pytest_asyncio
 
+from instructforge.runtime.errors import Unavailable
 from instructforge.verifier.isolation import IsolationOptions
+from instructforge.verifier.sandbox import SandboxStartError
 from instructforge.verifier.verifier import Verifier, VerifierOptions
 
 SERVICE_SECRET = "iforge-secret-" + secrets.token_hex(12)
@@ -34,6 +36,18 @@ async def fallback():
     # Its own uids: two verifiers on one host must not share the uids their children run as.
     options = IsolationOptions(mode=FALLBACK_MODE, uid_base=61000)
     v = await Verifier.create(VerifierOptions(isolation=options, pool_size=2))
+    yield v
+    await v.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def userns():
+    """The mode of non-root deployments (Kubernetes): an unprivileged user namespace per sandbox."""
+    options = IsolationOptions(mode="bwrap-userns", uid_base=62000)
+    try:
+        v = await Verifier.create(VerifierOptions(isolation=options, pool_size=2))
+    except (SandboxStartError, Unavailable) as exc:
+        pytest.skip(f"this machine cannot run the user-namespace mode: {exc}")
     yield v
     await v.close()
 

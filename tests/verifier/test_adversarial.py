@@ -125,6 +125,11 @@ async def weak(fallback, tmp_path_factory, service_secret):
     return await run_hostile(fallback, tmp_path_factory, service_secret, [h for h in HOSTILE if h.fallback])
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def in_userns(userns, tmp_path_factory, service_secret):
+    return await run_hostile(userns, tmp_path_factory, service_secret, list(HOSTILE))
+
+
 def check(h: Hostile, result) -> None:
     assert not isinstance(result, Exception), result
     assert result.verdict is h.expect, f"{h.id}: {result.verdict.value}: {result.message} | {result.stderr[-400:]}"
@@ -148,8 +153,14 @@ async def test_hostile_program_gets_its_verdict_without_namespaces(weak, h):
     check(h, results[h.id])
 
 
-async def test_the_host_is_unchanged_and_nothing_leaked(strong, weak):
-    for results, problems, leaked in (strong, weak):
+@pytest.mark.parametrize("h", HOSTILE, ids=[h.id for h in HOSTILE])
+async def test_hostile_program_gets_its_verdict_in_a_user_namespace(in_userns, h):
+    results, _problems, _leaked = in_userns
+    check(h, results[h.id])
+
+
+async def test_the_host_is_unchanged_and_nothing_leaked(strong, weak, in_userns):
+    for results, problems, leaked in (strong, weak, in_userns):
         assert problems == []
         assert leaked == []
 
@@ -162,8 +173,8 @@ async def test_no_process_of_a_sandbox_uid_survives(strong, weak, verifier, fall
             assert survivors == [], f"uid {uid} still runs {survivors}"
 
 
-async def test_the_verifier_stays_healthy(strong, weak, verifier, fallback):
-    for v in (verifier, fallback):
+async def test_the_verifier_stays_healthy(strong, weak, in_userns, verifier, fallback, userns):
+    for v in (verifier, fallback, userns):
         assert v.healthy
         stats = v.pool.stats()
         assert stats["start_failures"] == 0 and stats["recycled"] > 0
