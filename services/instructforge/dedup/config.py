@@ -1,0 +1,134 @@
+"""What a collection is configured with, validated once, persisted as JSON next to its data.
+
+Defaults are the seeds' rule: ROUGE-L F ``> 0.7`` against everything kept drops an item (so a score of
+exactly 0.7 is kept); ``>=`` is selectable. Semantic dedup is off unless a threshold is given.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+
+from instructforge.dedup import rouge
+from instructforge.dedup.embedder import DEFAULT_MODEL, validate_model
+from instructforge.dedup.postings import MAX_TOKENS
+from instructforge.dedup.semantic import IndexPolicy
+from instructforge.dedup.tokenize import rouge_tokens
+from instructforge.runtime.errors import InvalidArgument, ViolationCollector
+
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+MAX_KEY_CHARS = 256
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-node limits; the service settings fill these in."""
+
+    max_batch_items: int = 10_000
+    max_text_bytes: int = 64 * 1024
+    max_entries: int = 10_000_000
+    max_references: int = 100_000
+
+
+@dataclass(frozen=True)
+class LexicalConfig:
+    threshold: float = 0.7
+    comparison: str = rouge.GT
+
+
+@dataclass(frozen=True)
+class SemanticConfig:
+    threshold: float = 0.9
+    comparison: str = rouge.GE
+    model: str = DEFAULT_MODEL
+    index: IndexPolicy = field(default_factory=IndexPolicy)
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    semantic: SemanticConfig | None = None
+    references: tuple[str, ...] = ()
+    partitioned: bool = False
+    drop_exact_duplicates: bool = False
+    """Also drop byte-identical repeats that ROUGE-L cannot see (texts without tokens, or a threshold
+    no F can exceed). Off by default: then decisions are exactly rouge-score's."""
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["references"] = list(self.references)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CollectionConfig:
+        sem = data.get("semantic")
+        semantic = None
+        if sem is not None:
+            semantic = SemanticConfig(**{**sem, "index": IndexPolicy(**sem.get("index", {}))})
+        return cls(
+            lexical=LexicalConfig(**data.get("lexical", {})),
+            semantic=semantic,
+            references=tuple(data.get("references", ())),
+            partitioned=bool(data.get("partitioned", False)),
+            drop_exact_duplicates=bool(data.get("drop_exact_duplicates", False)),
+        )
+
+    def validate(self, limits: Limits, prefix: str = "config") -> None:
+        """Raise :class:`InvalidArgument` naming every bad field at once."""
+        bad = ViolationCollector()
+        lex = self.lexical
+        if lex.comparison not in rouge.COMPARISONS:
+            bad.add(f"{prefix}.lexical.comparison", "must be '>' or '>='")
+        if not _finite(lex.threshold) or not 0.0 <= lex.threshold <= 1.0:
+            bad.add(f"{prefix}.lexical.threshold", f"must be a number in [0, 1], got {lex.threshold!r}")
+        elif lex.comparison == rouge.GE and lex.threshold == 0.0:
+            bad.add(f"{prefix}.lexical.threshold", "'>= 0' would drop every item after the first; use '> 0'")
+        sem = self.semantic
+        if sem is not None:
+            if sem.comparison not in rouge.COMPARISONS:
+                bad.add(f"{prefix}.semantic.comparison", "must be '>' or '>='")
+            if not _finite(sem.threshold) or not -1.0 <= sem.threshold <= 1.0:
+                bad.add(f"{prefix}.semantic.threshold", f"must be a cosine in [-1, 1], got {sem.threshold!r}")
+            for check in (
+                lambda: validate_model(sem.model, f"{prefix}.semantic.model"),
+                lambda: sem.index.validate(f"{prefix}.semantic.index"),
+            ):
+                try:
+                    check()
+                except InvalidArgument as exc:
+                    bad.violations.extend(exc.violations)
+        if len(self.references) > limits.max_references:
+            bad.add(f"{prefix}.references", f"at most {limits.max_references} references, got {len(self.references)}")
+        for k, text in enumerate(self.references):
+            problem = text_problem(text, limits)
+            if problem:
+                bad.add(f"{prefix}.references[{k}]", problem)
+        bad.raise_if_any()
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def text_problem(text, limits: Limits) -> str | None:
+    """Why ``text`` cannot be stored, or None."""
+    if not isinstance(text, str):
+        return f"must be a string, got {type(text).__name__}"
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode (lone surrogate)"
+    if size > limits.max_text_bytes:
+        return f"is {size} bytes; the limit is {limits.max_text_bytes}"
+    if size > 2 * MAX_TOKENS and len(rouge_tokens(text)) > MAX_TOKENS:
+        return f"has more than {MAX_TOKENS} ROUGE tokens"
+    return None
+
+
+def validate_name(name, field: str = "name") -> None:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidArgument(
+            "must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting and ending with a letter or digit",
+            field=field,
+        )
