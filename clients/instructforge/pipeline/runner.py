@@ -17,6 +17,7 @@ from instructforge.pipeline.context import RunContext
 from instructforge.pipeline.explore_instruct import run_explore_instruct
 from instructforge.pipeline.protocols import Generator, NoveltyFilter, SimilarityScorer
 from instructforge.pipeline.records import Record
+from instructforge.pipeline.report.html import write_report
 from instructforge.pipeline.self_instruct import run_self_instruct
 from instructforge.pipeline.state import RunState
 from instructforge.pipeline.stats import Reporter, StageStats
@@ -34,12 +35,13 @@ class RunResult:
 async def execute(state: RunState, generator: Generator, novelty: NoveltyFilter,
                   similarity: SimilarityScorer | None = None, *, reporter: Reporter | None = None,
                   model: str | None = None) -> RunResult:
-    """Run (or resume) every stage of the run's recipe; writes dataset.jsonl and summary.json."""
+    """Run (or resume) every stage of the run's recipe; writes dataset.jsonl, summary.json, report.html."""
     ctx = RunContext.journaled(state, generator, novelty, similarity, reporter=reporter, model=model)
     runner = run_self_instruct if state.recipe.recipe == "self_instruct" else run_explore_instruct
     records = await runner(ctx)
     summary = summarize(state, len(records))
     (state.folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_report(state, summary)
     return RunResult(records, summary, ctx.stats)
 
 
