@@ -46,26 +46,21 @@ def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
 async def _execute(state) -> int:
     from instructforge.pipeline import runner
     from instructforge.pipeline.calls import RunInterrupted
+    from instructforge.pipeline.report.progress import print_summary, progress_for
     from instructforge.pipeline.session import open_session
 
     try:
         async with open_session(state.recipe, state.folder) as session:
             embedded = f" (embedded: {', '.join(session.embedded)})" if session.embedded else ""
             print(f"run {state.run_id} in {state.folder}; LLM: {session.llm.description}{embedded}", flush=True)
-            result = await runner.execute(state, session.generator, session.novelty, None,
-                                          model=session.llm.model)
+            with progress_for() as progress:
+                result = await runner.execute(state, session.generator, session.novelty, None,
+                                              reporter=progress, model=session.llm.model)
     except RunInterrupted as stopped:
         return _error(f"{stopped}\nthe run's state is saved; carry on with: iforge resume {state.folder}",
                       EXIT_RESUMABLE)
-    summary = result.summary
-    usage = summary["usage"]
-    cost_per = summary["cost_per_example_usd"]
-    print(f"done: {summary['examples']} examples in {state.folder / 'dataset.jsonl'}; "
-          f"{int(usage['calls'])} LLM calls ({int(usage['cache_hits'])} from cache), "
-          f"{int(usage['prompt_tokens'])}+{int(usage['completion_tokens'])} tokens, ${usage['cost_usd']:.4f}"
-          + (f" (${cost_per:.6f} per example)" if cost_per is not None else ""))
-    for reason, count in summary["drops"].items():
-        print(f"  dropped {count:>7} {reason}")
+    print_summary(result.summary)
+    print(f"dataset: {state.folder / 'dataset.jsonl'}; report: {state.folder / 'report.html'}")
     return 0
 
 
