@@ -7,11 +7,11 @@ import pytest
 from instructforge.generator.cache import (
     KEY_FIELDS,
     NON_KEY_FIELDS,
-    canonical,
     deployment_digest,
-    prompt_dict,
+    prompt_digest,
     request_fingerprint,
     sample_keys,
+    sampling_bytes,
 )
 from instructforge.generator.config import NON_IDENTITY_FIELDS, DeploymentConfig
 from instructforge.generator.request import GenerateRequest, Message, Sampling
@@ -25,7 +25,8 @@ DEP = DeploymentConfig(name="a", backend="openai", model="gpt-x", base_url="http
 
 
 def keys(request: GenerateRequest, dep: DeploymentConfig = DEP, sampling: Sampling | None = None, count: int = 2):
-    return sample_keys(deployment_digest(dep), canonical(prompt_dict(request)), sampling or request.sampling, count)
+    return sample_keys(deployment_digest(dep), prompt_digest(request), sampling_bytes(sampling or request.sampling),
+                       count)
 
 
 def test_every_request_field_is_classified():
@@ -90,9 +91,13 @@ def test_deployment_identity_is_its_config_minus_routing_limits_and_prices():
 
 def test_fingerprint_covers_the_callers_request():
     request = GenerateRequest(model="m", text="hi", sampling=BASE)
-    prompt = canonical(prompt_dict(request))
-    fp = request_fingerprint(request, prompt)
-    assert request_fingerprint(replace(request, model="n"), prompt) != fp
-    assert request_fingerprint(replace(request, sample_count=2), prompt) != fp
-    assert request_fingerprint(replace(request, sampling=replace(BASE, seed=9)), prompt) != fp
-    assert request_fingerprint(replace(request, run_id="other"), prompt) == fp
+
+    def fingerprint(r: GenerateRequest) -> str:
+        return request_fingerprint(r, prompt_digest(r), sampling_bytes(r.sampling))
+
+    fp = fingerprint(request)
+    assert fingerprint(replace(request, model="n")) != fp
+    assert fingerprint(replace(request, sample_count=2)) != fp
+    assert fingerprint(replace(request, sampling=replace(BASE, seed=9))) != fp
+    assert fingerprint(replace(request, text="hi!")) != fp
+    assert fingerprint(replace(request, run_id="other", record_id="x", labels={"a": "b"})) == fp

@@ -50,18 +50,25 @@ def canonical(value: Any) -> bytes:
                       allow_nan=False).encode()
 
 
+SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
+
+
 def sampling_dict(s: Sampling) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in fields(Sampling):
-        value = getattr(s, f.name)
-        if value is not None and f.name in _FLOAT_FIELDS:
+    for name in SAMPLING_FIELDS:
+        value = getattr(s, name)
+        if value is not None and name in _FLOAT_FIELDS:
             value = float(value)
-        elif f.name == "stop":
+        elif name == "stop":
             value = list(value)
-        elif f.name == "logit_bias":
+        elif name == "logit_bias":
             value = {str(k): float(v) for k, v in value.items()}
-        out[f.name] = value
+        out[name] = value
     return out
+
+
+def sampling_bytes(s: Sampling) -> bytes:
+    return canonical(sampling_dict(s))
 
 
 def prompt_dict(request: GenerateRequest) -> dict[str, Any]:
@@ -72,13 +79,27 @@ def prompt_dict(request: GenerateRequest) -> dict[str, Any]:
     return {"prompt": prompt, "template_version": request.template_version}
 
 
+def prompt_digest(request: GenerateRequest) -> bytes:
+    """SHA-256 of the prompt and its template version, computed once per request."""
+    return hashlib.sha256(canonical(prompt_dict(request))).digest()
+
+
 def deployment_digest(config: DeploymentConfig) -> bytes:
     return hashlib.sha256(canonical({"schema": SCHEMA, "deployment": config.identity()})).digest()
 
 
-def sample_keys(deployment: bytes, prompt: bytes, resolved: Sampling, count: int) -> list[str]:
-    """Keys of samples 0..count-1 of `prompt` (canonical prompt_dict) on a deployment (its digest)."""
-    base = hashlib.sha256(deployment + hashlib.sha256(prompt).digest() + canonical(sampling_dict(resolved)))
+def _framed(*parts: bytes) -> hashlib._Hash:
+    """A hash of the parts with their lengths, so no two different part lists hash alike."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(b"%d:" % len(part))
+        h.update(part)
+    return h
+
+
+def sample_keys(deployment: bytes, prompt: bytes, sampling: bytes, count: int) -> list[str]:
+    """Keys of samples 0..count-1: deployment digest, prompt digest, canonical resolved sampling, index."""
+    base = _framed(SCHEMA.encode(), deployment, prompt, sampling)
     keys = []
     for index in range(count):
         h = base.copy()
@@ -87,13 +108,11 @@ def sample_keys(deployment: bytes, prompt: bytes, resolved: Sampling, count: int
     return keys
 
 
-def request_fingerprint(request: GenerateRequest, prompt: bytes) -> str:
-    """What the caller asked, before routing (`prompt` is canonical(prompt_dict(request))): to catch an
+def request_fingerprint(request: GenerateRequest, prompt: bytes, sampling: bytes) -> str:
+    """What the caller asked before routing (prompt digest, canonical request sampling): to catch an
     idempotency key reused for another request, and to join identical requests in flight."""
-    h = hashlib.sha256(canonical({"schema": SCHEMA, "model": request.model, "count": request.sample_count,
-                                  "sampling": sampling_dict(request.sampling)}))
-    h.update(prompt)
-    return h.hexdigest()
+    return _framed(SCHEMA.encode(), request.model.encode(), b"%d" % request.sample_count, sampling,
+                   prompt).hexdigest()
 
 
 def idempotency_store_key(key: str) -> str:

@@ -21,15 +21,15 @@ from typing import Any
 from instructforge.generator.accounting import Ledger, ModelUsage, call_cost
 from instructforge.generator.backends.base import create_backend
 from instructforge.generator.cache import (
-    canonical,
     decode_response,
     decode_sample,
     encode_response,
     encode_sample,
     idempotency_store_key,
-    prompt_dict,
+    prompt_digest,
     request_fingerprint,
     sample_keys,
+    sampling_bytes,
 )
 from instructforge.generator.config import CacheConfig, GatewayConfig, parse_gateway_config
 from instructforge.generator.dispatch import Dispatcher, Trace, UnitResult
@@ -88,7 +88,6 @@ class Gateway:
         self.dispatcher = Dispatcher(self.router, self.policy, metrics)
         self.ledger = Ledger()
         self._flights: dict[tuple[str, str], asyncio.Future] = {}
-        self._background: set[asyncio.Task] = set()
         self._closed = False
         # Seeded samples (seed + i each) and backends without `n` need one call per sample.
         self._one_call_per_sample = {}
@@ -134,8 +133,6 @@ class Gateway:
         if self._closed:
             return
         self._closed = True
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
         for state in self.states.values():
             try:
                 await state.backend.aclose()
@@ -182,18 +179,18 @@ class Gateway:
 
     async def _generate(self, request: GenerateRequest, chain: list[Route], deadline: float | None,
                         trace: Trace) -> GenerateResponse:
-        prompt = canonical(prompt_dict(request))
+        keys = _Keys(request)
         fingerprint = None
         if request.idempotency_key:
-            fingerprint = request_fingerprint(request, prompt)
+            fingerprint = request_fingerprint(request, keys.prompt, keys.sampling)
             replay = await self._replay(request, fingerprint)
             if replay is not None:
                 return replay
             flight = ("i", request.idempotency_key + "#" + fingerprint)
         elif request.cache_policy is CachePolicy.USE:
-            flight = ("f", request_fingerprint(request, prompt))
+            flight = ("f", request_fingerprint(request, keys.prompt, keys.sampling))
         else:
-            return await self._fresh(request, chain, prompt, fingerprint, deadline, trace)
+            return await self._fresh(request, chain, keys, fingerprint, deadline, trace)
         # Join an identical call in flight instead of paying for it twice.
         while (leader := self._flights.get(flight)) is not None:
             try:
@@ -214,7 +211,7 @@ class Gateway:
         future = asyncio.get_running_loop().create_future()
         self._flights[flight] = future
         try:
-            response = await self._fresh(request, chain, prompt, fingerprint, deadline, trace)
+            response = await self._fresh(request, chain, keys, fingerprint, deadline, trace)
         except BaseException as exc:
             if isinstance(exc, Exception):
                 future.set_exception(exc)
@@ -246,21 +243,21 @@ class Gateway:
             response.deployment, response.usage.prompt_tokens, response.usage.completion_tokens))
         return response
 
-    async def _fresh(self, request: GenerateRequest, chain: list[Route], prompt: bytes, fingerprint: str | None,
+    async def _fresh(self, request: GenerateRequest, chain: list[Route], keys: _Keys, fingerprint: str | None,
                      deadline: float | None, trace: Trace) -> GenerateResponse:
         n = request.sample_count
         hits: dict[int, dict] = {}
         if request.cache_policy is CachePolicy.USE:
-            hits = await self._lookup(request, prompt)
+            hits = await self._lookup(request, keys)
         missing = [i for i in range(n) if i not in hits]
         results: list[UnitResult] = []
         if missing:
             no_n, default_seed = self._one_call_per_sample[request.model]
             if len(missing) > 1 and (no_n or default_seed or request.sampling.seed is not None):
                 results = await _all_or_first_error(
-                    [self._paid(request, [i], chain, prompt, deadline, trace) for i in missing])
+                    [self._paid(request, [i], chain, keys, deadline, trace) for i in missing])
             else:
-                results = [await self._paid(request, missing, chain, prompt, deadline, trace)]
+                results = [await self._paid(request, missing, chain, keys, deadline, trace)]
         response = self._assemble(request, hits, results, trace)
         if hits:
             mm = self.metrics.model(request.model)
@@ -275,7 +272,7 @@ class Gateway:
             await self._put([(idempotency_store_key(request.idempotency_key), encode_response(fingerprint, response))])
         return response
 
-    async def _paid(self, request: GenerateRequest, indices: list[int], chain: list[Route], prompt: bytes,
+    async def _paid(self, request: GenerateRequest, indices: list[int], chain: list[Route], keys: _Keys,
                     deadline: float | None, trace: Trace) -> UnitResult:
         """One provider call for `indices`; what it bought is accounted and stored at once."""
         unit = await self.dispatcher.run(request, indices, chain, deadline, trace)
@@ -286,9 +283,9 @@ class Gateway:
         pm.cost.inc(unit.cost)
         self.ledger.paid(request.run_id, request.model, result.prompt_tokens, result.completion_tokens, unit.cost)
         if request.cache_policy is not CachePolicy.BYPASS:
-            keys = sample_keys(dep.digest, prompt, unit.resolved, max(indices) + 1)
+            stored = keys.of(dep, unit.resolved, max(indices) + 1)
             shares = _split(result.completion_tokens, [len(c.text) for c in result.completions])
-            items = [(keys[i], encode_sample(c.text, c.finish_reason, result.prompt_tokens, share, dep.name,
+            items = [(stored[i], encode_sample(c.text, c.finish_reason, result.prompt_tokens, share, dep.name,
                                              result.provider_model))
                      for i, c, share in zip(indices, result.completions, shares)]
             await self._put(items)
@@ -318,13 +315,13 @@ class Gateway:
                                 deployment, provider_model, trace.attempts, trace.queue_s, trace.backend_s)
 
     # -- cache plumbing ---------------------------------------------------------------------------
-    async def _lookup(self, request: GenerateRequest, prompt: bytes) -> dict[int, dict]:
+    async def _lookup(self, request: GenerateRequest, keys: _Keys) -> dict[int, dict]:
         """Samples found for this request on any deployment of its model or fallbacks (first one wins)."""
         n = request.sample_count
-        keys: list[str] = []
+        wanted: list[str] = []
         for dep in self._deployments_of[request.model]:
-            keys.extend(sample_keys(dep.digest, prompt, request.sampling.resolved(dep.defaults), n))
-        found = await self._get(keys)
+            wanted.extend(keys.of(dep, request.sampling.resolved(dep.defaults), n))
+        found = await self._get(wanted)
         hits: dict[int, dict] = {}
         for position, raw in enumerate(found):
             index = position % n
@@ -343,13 +340,7 @@ class Gateway:
             return [None] * len(keys)
 
     async def _put(self, items: list[tuple[str, bytes]]) -> None:
-        """Store, finishing the write even if this call is cancelled meanwhile."""
-        task = asyncio.ensure_future(self._put_now(items))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        await asyncio.shield(task)
-
-    async def _put_now(self, items: list[tuple[str, bytes]]) -> None:
+        """Store; every store finishes a write it has begun even if this call is cancelled meanwhile."""
         try:
             await self.store.put_many(items)
         except InstructForgeError as exc:
@@ -368,6 +359,21 @@ class Gateway:
 
     def usage(self, run_id: str = "") -> list[ModelUsage]:
         return self.ledger.usage(run_id)
+
+
+class _Keys:
+    """The request's prompt digest and canonical sampling, computed once, and sample keys per deployment."""
+
+    __slots__ = ("prompt", "request", "sampling")
+
+    def __init__(self, request: GenerateRequest):
+        self.request = request
+        self.prompt = prompt_digest(request)
+        self.sampling = sampling_bytes(request.sampling)
+
+    def of(self, dep: DeploymentState, resolved, count: int) -> list[str]:
+        canonical_sampling = self.sampling if resolved is self.request.sampling else sampling_bytes(resolved)
+        return sample_keys(dep.digest, self.prompt, canonical_sampling, count)
 
 
 async def _all_or_first_error(coroutines: list) -> list:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -37,6 +38,8 @@ from instructforge.generator.request import (
     Sampling,
 )
 from instructforge.runtime.errors import InstructForgeError, InvalidArgument, ViolationCollector
+
+log = logging.getLogger(__name__)
 
 FINISH = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.CONTENT_FILTER: "content_filter"}
 STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400, "UNAUTHENTICATED": 401,
@@ -182,6 +185,7 @@ class HttpFace:
         site = web.TCPSite(self.runner, self.host, self.port, backlog=4096)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
+        log.info("http api listening", extra={"port": self.port, "address": f"http://{self.host}:{self.port}/v1"})
         return self.port
 
     async def stop(self) -> None:

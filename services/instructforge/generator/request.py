@@ -60,12 +60,19 @@ class Sampling:
         """This request's values over the deployment's defaults: what the backend will really use."""
         if defaults is None:
             return self
-        out = replace(self)
-        for f in fields(Sampling):
-            mine = getattr(self, f.name)
-            if mine is None or (f.name in ("stop", "logit_bias") and not mine):
-                setattr(out, f.name, getattr(defaults, f.name))
-        return out
+        out = None
+        for name in _SAMPLING_NAMES:
+            mine = getattr(self, name)
+            if mine is None or (not mine and name in ("stop", "logit_bias")):
+                theirs = getattr(defaults, name)
+                if theirs is not None and theirs != mine:
+                    if out is None:
+                        out = replace(self)
+                    setattr(out, name, theirs)
+        return self if out is None else out
+
+
+_SAMPLING_NAMES = tuple(f.name for f in fields(Sampling))
 
 
 @dataclass(slots=True)
