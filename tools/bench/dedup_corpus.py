@@ -19,7 +19,12 @@ from __future__ import annotations
 import random
 import sys
 
-_NOUNS = """
+
+def _words(block: str) -> list[str]:
+    return block.split()
+
+
+_NOUNS = _words("""
 ocean forest city river mountain desert island village garden library museum market school hospital
 airport kitchen bakery farm factory office startup university laboratory stadium theater bridge castle
 robot computer smartphone algorithm database network server website browser keyboard camera battery
@@ -41,19 +46,19 @@ statistics probability geometry algebra calculus fraction equation triangle circ
 painting sculpture music song guitar piano violin orchestra dance film photography fashion design
 football basketball tennis chess marathon olympics swimming cycling hiking camping fishing travel
 holiday birthday wedding festival vacation trip hotel flight train car bicycle bus traffic parking
-""".split()
+""")
 
-_ADJECTIVES = """
+_ADJECTIVES = _words("""
 short long simple detailed creative funny serious formal informal persuasive informative brief concise
 friendly professional polite catchy memorable unique original modern ancient popular famous common
 rare important useful practical healthy cheap expensive safe dangerous efficient sustainable local
 global digital personal public private small large quick slow happy sad beautiful strange
-""".split()
+""")
 
-_FORMS = """
+_FORMS = _words("""
 poem story essay haiku limerick tweet email letter speech summary list outline paragraph dialogue
 review headline slogan description joke riddle song lyrics recipe plan guide tutorial quiz
-""".split()
+""")
 
 _AUDIENCES = [
     "children", "beginners", "a five year old", "high school students", "software engineers",

@@ -1,91 +1,48 @@
-"""One collection: its entries, both engines, and the ordered keep-if-novel judgement of a batch.
+"""One collection: its entries, both engines, and how a batch is judged and applied.
 
-A batch is judged in order: item ``j`` is compared with the collection (its partition plus the
-references, or everything with ``scope_all``) and with the items of the same batch that were kept
-before it, exactly as the seeds' sequential loop does. Reasons are checked in a fixed order:
-exact duplicate, lexical (ROUGE-L), semantic. Each verdict carries the closest lexical and semantic
-matches that were scored (for a kept item the lexical one is the best among the pairs the index had
-to score; pairs that provably cannot reach the threshold are never scored).
-
-The collection is not durable by itself: :meth:`judge` only decides, :meth:`apply` changes state
-from an :class:`InsertRecord`, the same record the write-ahead log stores and replays.
+The collection is not durable by itself: :meth:`judge` only decides; :meth:`apply` changes state
+from an :class:`InsertRecord`, the same record the write-ahead log stores and replays. A record
+also carries the request id and compact results of the call that made it, so a retried call (same
+``request_id``) gets the first call's answer, even across a crash and restart.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+from rapidfuzz.distance import LCSseq
 
 from instructforge.dedup import rouge
-from instructforge.dedup.config import MAX_KEY_CHARS, CollectionConfig, Limits, text_problem
+from instructforge.dedup.buffers import GrowArray
+from instructforge.dedup.config import GLOBAL, MAX_KEY_CHARS, CollectionConfig, Limits, text_problem
+from instructforge.dedup.decide import KEPT, SEMANTIC, Item, Judged, Match, Rules, Verdict, decide
 from instructforge.dedup.lexical import REFERENCE_PARTITION, LexicalIndex, Scored
 from instructforge.dedup.locks import RWLock
 from instructforge.dedup.semantic import SemanticIndex
 from instructforge.dedup.tokenize import Vocabulary, VocabularyOverlay
-from instructforge.runtime.errors import InvalidArgument, ResourceExhausted, ViolationCollector
+from instructforge.runtime.errors import ResourceExhausted, ViolationCollector
 
-KEPT, EXACT, LEXICAL, SEMANTIC = "", "exact_duplicate", "lexical", "semantic"
-
-
-@dataclass(frozen=True)
-class Item:
-    text: str
-    id: str = ""
-    partition: str = ""
+__all__ = ["Collection", "InsertRecord", "Item", "Match", "Verdict", "content_id"]
 
 
-@dataclass
-class Match:
-    """An earlier text: a stored entry (``entry >= 0``) or an item kept earlier in the same batch."""
-
-    entry: int
-    batch_index: int
-    id: str
-    text: str
-    partition: str
-    reference: bool
-    score: float
-
-
-@dataclass
-class Verdict:
-    index: int
-    id: str
-    kept: bool
-    reason: str = KEPT
-    entry: int = -1  # the new entry number once inserted
-    already_present: bool = False
-    lexical: Match | None = None
-    semantic: Match | None = None
-
-    @property
-    def match(self) -> Match | None:
-        """The match that decided the drop, else the closest one."""
-        if self.reason == SEMANTIC:
-            return self.semantic
-        return self.lexical or self.semantic
+def content_id(text: str) -> str:
+    """The id of an item that came without one: a hash of its text."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
 @dataclass
 class InsertRecord:
-    """What a committed batch adds: the unit of the write-ahead log."""
+    """What a committed call adds: the unit of the write-ahead log."""
 
     items: list[Item]
     reference: bool = False
     vectors: np.ndarray | None = None
     seq: int = 0
-
-
-@dataclass
-class _Batch:
-    items: list[Item]
-    parts: np.ndarray
-    lengths: np.ndarray
-    vectors: np.ndarray | None = None
-    idx_best: dict[int, tuple[float, int]] = field(default_factory=dict)
-    within: dict[int, list[tuple[int, float, bool]]] = field(default_factory=dict)
-    sem_best: tuple[np.ndarray, np.ndarray] | None = None
+    request_id: str = ""
+    results: list = field(default_factory=list)  # compact results of the call (see compact())
 
 
 class Collection:
@@ -101,15 +58,28 @@ class Collection:
         self.semantic = SemanticIndex(embedder.dim, config.semantic.index) if config.semantic else None
         self.texts: list[str] = []
         self.ids: list[str] = []
-        self.by_id: dict[str, int] = {}
+        self.is_reference = GrowArray(np.bool_)
         self.by_text: dict[str, int | list[int]] = {}
         self.partition_names: list[str] = [""]
         self.partition_ids: dict[str, int] = {"": 0}
         self.seq = 0  # last applied log record
         self.n_references = 0
+        self.requests: OrderedDict[str, list] = OrderedDict()
+        sem = config.semantic
+        self.rules = Rules(
+            lex.threshold, lex.comparison, sem.threshold if sem else None, sem.comparison if sem else rouge.GE,
+            config.drop_exact_duplicates,
+        )
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def entry_count(self) -> int:
+        return len(self.texts) - self.n_references
+
+    def scope_all(self, requested: str | None) -> bool:
+        return (requested or self.config.default_scope) == GLOBAL
 
     # ------------------------------------------------------------------ validation
     def validate(self, items: list[Item], field_name: str = "items") -> None:
@@ -118,7 +88,6 @@ class Collection:
             bad.add(field_name, "must not be empty")
         if len(items) > self.limits.max_batch_items:
             bad.add(field_name, f"at most {self.limits.max_batch_items} items per call, got {len(items)}")
-        seen: dict[str, int] = {}
         for k, item in enumerate(items[: self.limits.max_batch_items]):
             problem = text_problem(item.text, self.limits)
             if problem:
@@ -127,15 +96,6 @@ class Collection:
                 value = getattr(item, attr)
                 if not isinstance(value, str) or len(value) > MAX_KEY_CHARS:
                     bad.add(f"{field_name}[{k}].{attr}", f"must be a string of at most {MAX_KEY_CHARS} characters")
-            if item.partition and not self.config.partitioned:
-                bad.add(f"{field_name}[{k}].partition", f"collection {self.name!r} is not partitioned")
-            if item.id:
-                if item.id in seen:
-                    bad.add(f"{field_name}[{k}].id", f"repeats {field_name}[{seen[item.id]}].id")
-                seen[item.id] = k
-                entry = self.by_id.get(item.id)
-                if entry is not None and (self.texts[entry] != item.text or self._part_name(entry) != item.partition):
-                    bad.add(f"{field_name}[{k}].id", f"{item.id!r} is already stored with a different text or partition")
         bad.raise_if_any()
 
     def _part_name(self, entry: int) -> str:
@@ -149,159 +109,114 @@ class Collection:
             self.partition_names.append(name)
         return found
 
-    def _batch_parts(self, items: list[Item]) -> np.ndarray:
-        """Partition ids of a batch; partitions with nothing stored yet get distinct ids below -1."""
+    def batch_parts(self, partitions: list[str]) -> np.ndarray:
+        """Partition ids; partitions with nothing stored yet get distinct ids below -1."""
         fresh: dict[str, int] = {}
-        out = np.empty(len(items), np.int64)
-        for k, item in enumerate(items):
-            found = self.partition_ids.get(item.partition)
+        out = np.empty(len(partitions), np.int64)
+        for k, name in enumerate(partitions):
+            found = self.partition_ids.get(name)
             if found is None:
-                found = fresh.setdefault(item.partition, -2 - len(fresh))
+                found = fresh.setdefault(name, -2 - len(fresh))
             out[k] = found
         return out
 
     # ------------------------------------------------------------------ judging
-    def judge(self, items: list[Item], scope_all: bool = False, writer: bool = False) -> tuple[list[Verdict], InsertRecord]:
+    def judge(self, items: list[Item], scope_all: bool, writer: bool = False) -> tuple[list[Verdict], InsertRecord]:
         """Decide every item of an ordered batch; returns the verdicts and the record of the kept ones.
 
         ``writer`` means the caller holds the write lock, so new tokens may enter the vocabulary;
         readers tokenize against a private overlay and change nothing.
         """
         self.validate(items)
+        items = [i if i.id else Item(i.text, content_id(i.text), i.partition) for i in items]
         vocab = self.vocab if writer else VocabularyOverlay(self.vocab)
-        parts = self._batch_parts(items)
+        parts = self.batch_parts([i.partition for i in items])
         seqs = [vocab.encode(i.text) for i in items]
         prepared = self.lexical.prepare(seqs, parts, vocab)
-        batch = _Batch(items, parts, prepared.lengths)
         against_index, within = self.lexical.check(prepared, scope_all)
-        batch.idx_best = _best_per_query(against_index)
-        for q, e, f, d in zip(within.q.tolist(), within.e.tolist(), within.f.tolist(), within.drop.tolist()):
-            batch.within.setdefault(q, []).append((e, f, d))
+        pairs: dict[int, list[tuple[int, float]]] = {}
+        for q, e, f in zip(within.q.tolist(), within.e.tolist(), within.f.tolist()):
+            pairs.setdefault(q, []).append((e, f))
+        batch = Judged(
+            items, parts, prepared.lengths, _best_per_query(against_index), pairs,
+            lambda j: self._stored_twin(items[j].text, int(parts[j]), scope_all),
+        )
         if self.semantic is not None:
             batch.vectors = self.embedder.encode([i.text for i in items])
-            batch.sem_best = self.semantic.search(batch.vectors, parts, scope_all, 1)
-        verdicts = self._decide(batch, scope_all)
-        kept = [v.index for v in verdicts if v.kept and not v.already_present]
+            batch.stored_semantic = self.semantic.search(batch.vectors, parts, scope_all, 1)
+        decisions = decide(batch, self.rules, scope_all)
+        kept = [j for j, (reason, _, _) in enumerate(decisions) if reason == KEPT]
+        first = len(self.texts)
+        entry_of = {j: first + n for n, j in enumerate(kept)}
+        verdicts = [
+            self._verdict(batch, seqs, j, reason, lex, sem, entry_of)
+            for j, (reason, lex, sem) in enumerate(decisions)
+        ]
         record = InsertRecord(
             [items[k] for k in kept], vectors=None if batch.vectors is None else batch.vectors[kept]
         )
-        first = len(self.texts)
-        for n, k in enumerate(kept):
-            verdicts[k].entry = first + n
-        for v in verdicts:  # matches against earlier items of the batch get their future entry numbers
-            for m in (v.lexical, v.semantic):
-                if m is not None and m.batch_index >= 0:
-                    m.entry = verdicts[m.batch_index].entry
         return verdicts, record
 
-    def plan_insert(self, items: list[Item]) -> tuple[list[Verdict], InsertRecord]:
-        """Insert without judging (bulk loads): every item is kept unless its id is already stored."""
-        self.validate(items)
-        verdicts, new = [], []
-        for j, item in enumerate(items):
-            entry = self.by_id.get(item.id) if item.id else None
-            v = Verdict(index=j, id=item.id, kept=True, already_present=entry is not None)
-            if entry is None:
-                v.entry = len(self.texts) + len(new)
-                new.append(item)
+    def _verdict(self, batch: Judged, seqs, j: int, reason: str, lex, sem, entry_of: dict[int, int]) -> Verdict:
+        v = Verdict(index=j, id=batch.items[j].id, kept=reason == KEPT, reason=reason, entry=entry_of.get(j, -1))
+        lex_m = self._match(batch, lex, entry_of)
+        sem_m = self._match(batch, sem, entry_of)
+        best = sem_m if reason == SEMANTIC else (lex_m or sem_m)
+        if best is not None:
+            if best is lex_m:
+                best.rouge_l_f = lex[2]
+                if batch.vectors is not None:
+                    best.cosine = float(self._vector_of(batch, lex) @ batch.vectors[j])
             else:
-                v.entry = entry
-            verdicts.append(v)
-        return verdicts, InsertRecord(new)
+                best.cosine = sem[2]
+                other = seqs[sem[1]] if sem[0] == "batch" else self.lexical.seqs[sem[1]]
+                best.rouge_l_f = rouge.f_measure(LCSseq.similarity(seqs[j], other), len(seqs[j]), len(other))
+        v.best = best
+        v.max_rouge_l_f = max(lex[2] if lex else 0.0, best.rouge_l_f if best else 0.0)
+        cosines = [c for c in (sem[2] if sem else None, best.cosine if best else None) if c is not None]
+        v.max_cosine = max(cosines) if cosines else None
+        return v
 
-    def _decide(self, batch: _Batch, scope_all: bool) -> list[Verdict]:
-        cfg = self.config
-        exact_drops_tokens = rouge.f_can_drop(cfg.lexical.threshold, cfg.lexical.comparison) and bool(
-            rouge.drops(1.0, cfg.lexical.threshold, cfg.lexical.comparison)
-        )
-        verdicts: list[Verdict] = []
-        kept_texts: dict[str, list[int]] = {}
-        kept_by_part: dict[int, list[int]] = {}
-        kept_all: list[int] = []
-        for j, item in enumerate(batch.items):
-            part = int(batch.parts[j])
-            v = Verdict(index=j, id=item.id, kept=True)
-            verdicts.append(v)
-            entry = self.by_id.get(item.id) if item.id else None
-            if entry is not None:  # an idempotent retry of an item already stored
-                v.already_present, v.entry = True, entry
-                v.lexical = self._match(entry, 1.0 if batch.lengths[j] else 0.0)
-                continue
-            in_scope = (lambda p, part=part: scope_all or p == part or p == REFERENCE_PARTITION)
-            # exact duplicate: by default only where ROUGE-L would drop it too (identical tokens: F = 1)
-            if (batch.lengths[j] > 0 and exact_drops_tokens) or cfg.drop_exact_duplicates:
-                twin = self._stored_twin(item.text, in_scope)
-                score = 1.0 if batch.lengths[j] else 0.0
-                if twin is not None:
-                    v.kept, v.reason, v.lexical = False, EXACT, self._match(twin, score)
-                else:
-                    earlier = [i for i in kept_texts.get(item.text, ()) if in_scope(int(batch.parts[i]))]
-                    if earlier:
-                        v.kept, v.reason, v.lexical = False, EXACT, self._batch_match(batch, earlier[0], score)
-                if not v.kept:
-                    continue
-            # lexical: the best stored match, then the best kept-earlier item of the batch
-            best = batch.idx_best.get(j)
-            if best is not None:
-                v.lexical = self._match(best[1], best[0])
-            for i, f, _ in batch.within.get(j, ()):
-                if verdicts[i].kept and not verdicts[i].already_present and (v.lexical is None or f > v.lexical.score):
-                    v.lexical = self._batch_match(batch, i, f)
-            if v.lexical is not None and rouge.drops(v.lexical.score, cfg.lexical.threshold, cfg.lexical.comparison):
-                v.kept, v.reason = False, LEXICAL
-            # semantic
-            if self.semantic is not None:
-                v.semantic = self._semantic_best(batch, j, kept_all if scope_all else kept_by_part.get(part, []))
-                if v.kept and v.semantic is not None and rouge.drops(
-                    v.semantic.score, cfg.semantic.threshold, cfg.semantic.comparison
-                ):
-                    v.kept, v.reason = False, SEMANTIC
-            if v.kept:
-                kept_texts.setdefault(item.text, []).append(j)
-                kept_by_part.setdefault(part, []).append(j)
-                kept_all.append(j)
-        return verdicts
+    def _match(self, batch: Judged, ref, entry_of: dict[int, int]) -> Match | None:
+        if ref is None:
+            return None
+        kind, n, _ = ref
+        if kind == "batch":
+            item = batch.items[n]
+            return Match(entry_of.get(n, -1), n, item.id, item.text, item.partition, False, 0.0)
+        return Match(n, -1, self.ids[n], self.texts[n], self._part_name(n), bool(self.is_reference.view[n]), 0.0)
 
-    def _stored_twin(self, text: str, in_scope) -> int | None:
+    def _vector_of(self, batch: Judged, ref) -> np.ndarray:
+        kind, n, _ = ref
+        return batch.vectors[n] if kind == "batch" else self.semantic.vector(n, int(self.lexical.parts.view[n]))
+
+    def _stored_twin(self, text: str, part: int, scope_all: bool) -> int | None:
         found = self.by_text.get(text)
         if found is None:
             return None
+        parts = self.lexical.parts.view
         for entry in [found] if isinstance(found, int) else found:
-            if in_scope(int(self.lexical.parts.view[entry])):
+            p = int(parts[entry])
+            if scope_all or p == part or p == REFERENCE_PARTITION:
                 return entry
         return None
 
-    def _semantic_best(self, batch: _Batch, j: int, pool: list[int]) -> Match | None:
-        scores, entries = batch.sem_best
-        best = None
-        if entries[j, 0] >= 0:
-            best = self._match(int(entries[j, 0]), float(scores[j, 0]))
-        if pool:
-            sims = batch.vectors[pool] @ batch.vectors[j]
-            k = int(np.argmax(sims))
-            if best is None or float(sims[k]) > best.score:
-                best = self._batch_match(batch, pool[k], float(sims[k]))
-        return best
-
-    def _match(self, entry: int, score: float) -> Match:
-        part = int(self.lexical.parts.view[entry])
-        return Match(entry, -1, self.ids[entry], self.texts[entry], self._part_name(entry), part == REFERENCE_PARTITION, score)
-
-    def _batch_match(self, batch: _Batch, i: int, score: float) -> Match:
-        item = batch.items[i]
-        return Match(-1, i, item.id, item.text, item.partition, False, score)
+    def plan_insert(self, items: list[Item]) -> InsertRecord:
+        """Insert without judging (bulk loads of data kept elsewhere)."""
+        self.validate(items)
+        return InsertRecord([i if i.id else Item(i.text, content_id(i.text), i.partition) for i in items])
 
     # ------------------------------------------------------------------ changing state
     def check_capacity(self, adding: int) -> None:
-        if len(self.texts) + adding > self.limits.max_entries:
+        if self.entry_count + adding > self.limits.max_entries:
             raise ResourceExhausted(
                 f"collection {self.name!r} would exceed {self.limits.max_entries} entries "
-                f"({len(self.texts)} stored, {adding} more); spread data over more collections or nodes",
+                f"({self.entry_count} stored, {adding} more); spread the data over more collections",
                 reason="COLLECTION_FULL",
             )
 
     def embed(self, record: InsertRecord) -> None:
-        if self.semantic is not None and record.vectors is None:
+        if self.semantic is not None and record.vectors is None and record.items:
             record.vectors = self.embedder.encode([i.text for i in record.items])
 
     def apply(self, record: InsertRecord) -> None:
@@ -309,7 +224,9 @@ class Collection:
         if record.items:
             items = record.items
             if record.reference:
-                parts = np.full(len(items), REFERENCE_PARTITION, np.int64)
+                parts = np.array(
+                    [REFERENCE_PARTITION if not i.partition else self._part_id(i.partition) for i in items], np.int64
+                )
                 self.n_references += len(items)
             else:
                 parts = np.array([self._part_id(i.partition) for i in items], np.int64)
@@ -319,11 +236,10 @@ class Collection:
             if self.semantic is not None:
                 self.embed(record)
                 self.semantic.add(record.vectors, entries, parts)
+            self.is_reference.extend(np.full(len(items), record.reference))
             for entry, item in zip(entries.tolist(), items):
                 self.texts.append(item.text)
                 self.ids.append(item.id)
-                if item.id:
-                    self.by_id[item.id] = entry
                 found = self.by_text.get(item.text)
                 if found is None:
                     self.by_text[item.text] = entry
@@ -331,17 +247,37 @@ class Collection:
                     self.by_text[item.text] = [found, entry]
                 else:
                     found.append(entry)
+        if record.request_id:
+            self.remember(record.request_id, record.results)
         self.seq = max(self.seq, record.seq)
 
-    def search(self, texts: list[str], partition: str, scope_all: bool, k: int) -> list[list[Match]]:
-        """Nearest stored neighbours by embedding (the caller holds the read lock)."""
-        vectors = self.embedder.encode(texts)
-        parts = self._batch_parts([Item("", partition=partition)] * len(texts))
-        scores, entries = self.semantic.search(vectors, parts, scope_all, k)
-        return [
-            [self._match(int(e), float(s)) for s, e in zip(srow, erow) if e >= 0]
-            for srow, erow in zip(scores, entries)
-        ]
+    def remember(self, request_id: str, results: list) -> None:
+        self.requests[request_id] = results
+        self.requests.move_to_end(request_id)
+        while len(self.requests) > self.limits.remembered_requests:
+            self.requests.popitem(last=False)
+
+    # ------------------------------------------------------------------ answers to retried calls
+    @staticmethod
+    def compact(verdicts: list[Verdict]) -> list:
+        """Verdicts as plain lists for the log; matches are stored entries once the batch is applied."""
+        out = []
+        for v in verdicts:
+            b = v.best
+            best = None if b is None else [b.entry, b.rouge_l_f, b.cosine]
+            out.append([v.id, v.reason, v.entry, best, v.max_rouge_l_f, v.max_cosine])
+        return out
+
+    def expand(self, compact: list) -> list[Verdict]:
+        verdicts = []
+        for k, (id_, reason, entry, best, max_f, max_cos) in enumerate(compact):
+            v = Verdict(k, id_, reason == KEPT, reason, entry, None, max_f, max_cos)
+            if best is not None and 0 <= best[0] < len(self.texts):
+                n = best[0]
+                v.best = Match(n, -1, self.ids[n], self.texts[n], self._part_name(n), bool(self.is_reference.view[n]),
+                               best[1], best[2])
+            verdicts.append(v)
+        return verdicts
 
 
 def _best_per_query(scored: Scored) -> dict[int, tuple[float, int]]:
@@ -350,6 +286,5 @@ def _best_per_query(scored: Scored) -> dict[int, tuple[float, int]]:
         return {}
     order = np.lexsort((scored.e, -scored.f, scored.q))
     q = scored.q[order]
-    first = np.r_[True, q[1:] != q[:-1]]
-    sel = order[first]
+    sel = order[np.r_[True, q[1:] != q[:-1]]]
     return {int(a): (float(f), int(e)) for a, f, e in zip(scored.q[sel], scored.f[sel], scored.e[sel])}

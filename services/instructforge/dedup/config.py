@@ -11,24 +11,28 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from instructforge.dedup import rouge
+from instructforge.dedup.decide import Item
 from instructforge.dedup.embedder import DEFAULT_MODEL, validate_model
 from instructforge.dedup.postings import MAX_TOKENS
 from instructforge.dedup.semantic import IndexPolicy
 from instructforge.dedup.tokenize import rouge_tokens
 from instructforge.runtime.errors import InvalidArgument, ViolationCollector
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
-MAX_KEY_CHARS = 256
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+MAX_KEY_CHARS = 1024
+PARTITION, GLOBAL = "partition", "collection"
+SCOPES = (PARTITION, GLOBAL)
 
 
 @dataclass(frozen=True)
 class Limits:
     """Per-node limits; the service settings fill these in."""
 
-    max_batch_items: int = 10_000
-    max_text_bytes: int = 64 * 1024
+    max_batch_items: int = 100_000
+    max_text_bytes: int = 256 * 1024
     max_entries: int = 10_000_000
     max_references: int = 100_000
+    remembered_requests: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,17 @@ class SemanticConfig:
 class CollectionConfig:
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     semantic: SemanticConfig | None = None
-    references: tuple[str, ...] = ()
-    partitioned: bool = False
+    references: tuple[Item, ...] = ()
+    """Texts that count as kept before anything is inserted (seed tasks). One with a partition is seen
+    only from that partition; one without, from every partition."""
+    default_scope: str = GLOBAL
     drop_exact_duplicates: bool = False
     """Also drop byte-identical repeats that ROUGE-L cannot see (texts without tokens, or a threshold
     no F can exceed). Off by default: then decisions are exactly rouge-score's."""
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["references"] = list(self.references)
+        out["references"] = [[r.text, r.id, r.partition] for r in self.references]
         return out
 
     @classmethod
@@ -69,8 +75,8 @@ class CollectionConfig:
         return cls(
             lexical=LexicalConfig(**data.get("lexical", {})),
             semantic=semantic,
-            references=tuple(data.get("references", ())),
-            partitioned=bool(data.get("partitioned", False)),
+            references=tuple(Item(*r) for r in data.get("references", ())),
+            default_scope=data.get("default_scope", GLOBAL),
             drop_exact_duplicates=bool(data.get("drop_exact_duplicates", False)),
         )
 
@@ -98,12 +104,17 @@ class CollectionConfig:
                     check()
                 except InvalidArgument as exc:
                     bad.violations.extend(exc.violations)
+        if self.default_scope not in SCOPES:
+            bad.add(f"{prefix}.default_scope", f"must be one of {SCOPES}")
         if len(self.references) > limits.max_references:
             bad.add(f"{prefix}.references", f"at most {limits.max_references} references, got {len(self.references)}")
-        for k, text in enumerate(self.references):
-            problem = text_problem(text, limits)
+        for k, ref in enumerate(self.references):
+            problem = text_problem(ref.text, limits)
             if problem:
-                bad.add(f"{prefix}.references[{k}]", problem)
+                bad.add(f"{prefix}.references[{k}].text", problem)
+            for attr in ("id", "partition"):
+                if len(getattr(ref, attr)) > MAX_KEY_CHARS:
+                    bad.add(f"{prefix}.references[{k}].{attr}", f"must be at most {MAX_KEY_CHARS} characters")
         bad.raise_if_any()
 
 
@@ -129,6 +140,5 @@ def text_problem(text, limits: Limits) -> str | None:
 def validate_name(name, field: str = "name") -> None:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise InvalidArgument(
-            "must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting and ending with a letter or digit",
-            field=field,
+            "must be 1-128 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit", field=field
         )

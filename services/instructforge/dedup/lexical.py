@@ -29,7 +29,7 @@ from rapidfuzz.process import cpdist
 from instructforge.dedup import rouge
 from instructforge.dedup.buffers import GrowArray
 from instructforge.dedup.candidates import bitmap_ok, distinct_pairs, self_join, signatures
-from instructforge.dedup.postings import MAX_TOKENS, Postings, posting_rows
+from instructforge.dedup.postings import Postings, posting_rows
 from instructforge.dedup.tokenize import Sequence_, Vocabulary, sequence_ids
 
 REFERENCE_PARTITION = -1

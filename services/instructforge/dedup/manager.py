@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from instructforge.dedup import wal as wal_mod
-from instructforge.dedup.collection import Collection, InsertRecord, Item, Verdict
+from instructforge.dedup.collection import Collection, InsertRecord, Item, Verdict, content_id
 from instructforge.dedup.config import CollectionConfig, Limits, validate_name
 from instructforge.dedup.embedder import get_embedder
+from instructforge.dedup.search import search_collection
 from instructforge.dedup.snapshot import latest_snapshot, load_snapshot, snapshot_time, write_snapshot
 from instructforge.runtime.errors import AlreadyExists, DataLoss, InstructForgeError, NotFound
 
@@ -53,14 +54,14 @@ class CollectionManager:
     def __init__(
         self,
         data_dir: Path | None,
-        limits: Limits = Limits(),
-        durability: Durability = Durability(),
+        limits: Limits | None = None,
+        durability: Durability | None = None,
         workers: int = 2,
         device: str | None = None,
     ):
         self.data_dir = Path(data_dir) if data_dir is not None else None
-        self.limits = limits
-        self.durability = durability
+        self.limits = limits or Limits()
+        self.durability = durability or Durability()
         self.workers = workers
         self.device = device
         self._handles: dict[str, _Handle] = {}
@@ -140,7 +141,8 @@ class CollectionManager:
             if name in self._handles or name in self._broken:
                 raise AlreadyExists(f"collection {name!r} already exists", reason="COLLECTION_EXISTS")
             coll = self._new_collection(name, config)
-            record = InsertRecord([Item(t) for t in config.references], reference=True, seq=1)
+            refs = [r if r.id else Item(r.text, content_id(r.text), r.partition) for r in config.references]
+            record = InsertRecord(refs, reference=True, seq=1)
             if record.items:
                 coll.embed(record)
             h = _Handle(coll, None)
@@ -200,41 +202,53 @@ class CollectionManager:
             raise NotFound(f"collection {name!r} was deleted", reason="COLLECTION_NOT_FOUND")
 
     # ------------------------------------------------------------------ batches
-    def check_and_insert(self, name: str, items: list[Item], scope_all: bool = False) -> list[Verdict]:
+    def check_and_insert(
+        self, name: str, items: list[Item], scope: str | None = None, request_id: str = ""
+    ) -> list[Verdict]:
+        """Judge an ordered batch and insert what is kept; a repeated ``request_id`` gets the first answer."""
         h = self._handle(name)
         with h.coll.lock.write():
             self._alive(h, name)
-            verdicts, record = h.coll.judge(items, scope_all, writer=True)
+            if request_id and request_id in h.coll.requests:
+                return h.coll.expand(h.coll.requests[request_id])
+            verdicts, record = h.coll.judge(items, h.coll.scope_all(scope), writer=True)
+            if request_id:
+                record.request_id, record.results = request_id, h.coll.compact(verdicts)
             self._commit(h, record)
         self._count(h, verdicts)
         return verdicts
 
-    def check(self, name: str, items: list[Item], scope_all: bool = False) -> list[Verdict]:
+    def check(self, name: str, items: list[Item], scope: str | None = None) -> list[Verdict]:
         h = self._handle(name)
         with h.coll.lock.read():
             self._alive(h, name)
-            verdicts, _ = h.coll.judge(items, scope_all, writer=False)
+            verdicts, _ = h.coll.judge(items, h.coll.scope_all(scope), writer=False)
         self._count(h, verdicts, prefix="check_")
         return verdicts
 
-    def insert(self, name: str, items: list[Item]) -> list[Verdict]:
+    def insert(self, name: str, items: list[Item], request_id: str = "") -> int:
+        """Insert without judging; returns how many were inserted (a repeated request inserts nothing)."""
         h = self._handle(name)
         with h.coll.lock.write():
             self._alive(h, name)
-            verdicts, record = h.coll.plan_insert(items)
+            if request_id and request_id in h.coll.requests:
+                return int(h.coll.requests[request_id][0])
+            record = h.coll.plan_insert(items)
             h.coll.embed(record)
+            if request_id:
+                record.request_id, record.results = request_id, [len(record.items)]
             self._commit(h, record)
         h.verdicts["inserted"] += len(record.items)
-        return verdicts
+        return len(record.items)
 
-    def search(self, name: str, texts: list[str], partition: str, scope_all: bool, k: int):
+    def search(self, name: str, queries: list[str], k: int, semantic: bool, partition: str | None = None):
         h = self._handle(name)
         with h.coll.lock.read():
             self._alive(h, name)
-            return h.coll.search(texts, partition, scope_all, k)
+            return search_collection(h.coll, queries, k, semantic, partition)
 
     def _commit(self, h: _Handle, record: InsertRecord) -> None:
-        if not record.items:
+        if not record.items and not record.request_id:
             return
         h.coll.check_capacity(len(record.items))
         record.seq = h.coll.seq + 1

@@ -72,10 +72,17 @@ class VectorIndex:
         if (self.kind == FLAT and n > self.policy.exact_max) or (self.kind == IVF and n > 8 * self._trained_on):
             self._rebuild()
 
+    def _direct_map(self) -> None:
+        if self.kind == IVF and not self.index.direct_map.type:
+            self.index.make_direct_map()  # kept up to date by later adds
+
     def vectors(self) -> np.ndarray:
-        if self.kind == IVF:
-            self.index.make_direct_map()
+        self._direct_map()
         return self.index.reconstruct_n(0, len(self))
+
+    def vector(self, local: int) -> np.ndarray:
+        self._direct_map()
+        return self.index.reconstruct(int(local))
 
     def _rebuild(self) -> None:
         faiss = _faiss()
@@ -138,17 +145,25 @@ class SemanticIndex:
         self.dim = dim
         self.policy = policy
         self.partitions: dict[int, VectorIndex] = {}
+        self.local = GrowArray(np.int64)  # entry -> its row in its partition's index
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.partitions.values())
 
     def add(self, vectors: np.ndarray, entries: np.ndarray, parts: np.ndarray) -> None:
+        """Add vectors of consecutive new entries ``entries`` (every entry has one)."""
+        local = np.empty(len(entries), np.int64)
         for part in np.unique(parts).tolist():
             sel = parts == part
             index = self.partitions.get(part)
             if index is None:
                 index = self.partitions[part] = VectorIndex(self.dim, self.policy)
+            local[sel] = len(index) + np.arange(int(sel.sum()))
             index.add(vectors[sel], entries[sel])
+        self.local.extend(local)
+
+    def vector(self, entry: int, part: int) -> np.ndarray:
+        return self.partitions[part].vector(int(self.local.view[entry]))
 
     def search(
         self, vectors: np.ndarray, parts: np.ndarray, scope_all: bool, k: int, reference_part: int = -1

@@ -19,10 +19,10 @@ import numpy as np
 
 from instructforge.dedup.buffers import GrowArray
 from instructforge.dedup.collection import Collection
-from instructforge.dedup.semantic import VectorIndex
 from instructforge.dedup.lexical import sequence_id_array
-from instructforge.dedup.wal import fsync_dir
+from instructforge.dedup.semantic import VectorIndex
 from instructforge.dedup.tokenize import MAX_CODEPOINT_IDS, ids_to_sequence
+from instructforge.dedup.wal import fsync_dir
 from instructforge.runtime.errors import DataLoss
 
 FORMAT = 1
@@ -59,7 +59,10 @@ def write_snapshot(root: Path, coll: Collection) -> Path:
         "text_offsets": text_off, "id_offsets": id_off, "parts": lex.parts.view, "lengths": lex.lengths.view,
         "elems": lex.elems.view, "elem_offsets": lex.offsets.view, "sigs": lex.sigs.view,
         "tokens": sequence_id_array(lex.seqs) if lex.seqs else np.zeros(0, np.int64),
+        "is_reference": coll.is_reference.view,
     }
+    if coll.semantic is not None:
+        arrays["semantic_local"] = coll.semantic.local.view
     for name, arr in arrays.items():
         np.save(tmp / f"{name}.npy", arr)
     if coll.semantic is not None:
@@ -69,6 +72,7 @@ def write_snapshot(root: Path, coll: Collection) -> Path:
         "format": FORMAT, "seq": coll.seq, "entries": len(coll), "references": coll.n_references,
         "partitions": coll.partition_names, "created_unix": time.time(),
         "semantic_partitions": sorted(coll.semantic.partitions) if coll.semantic is not None else [],
+        "requests": list(coll.requests.items()),
     }
     (tmp / "meta.json").write_text(json.dumps(meta))
     for f in tmp.iterdir():
@@ -125,10 +129,11 @@ def load_snapshot(path: Path, coll: Collection) -> None:
     coll.partition_names = list(meta["partitions"])
     coll.partition_ids = {name: k for k, name in enumerate(coll.partition_names)}
     coll.n_references = int(meta["references"])
+    coll.is_reference = GrowArray.of(arr["is_reference"].astype(np.bool_))
+    for request_id, results in meta["requests"]:
+        coll.remember(request_id, results)
     coll.seq = int(meta["seq"])
-    for entry, (text, id_) in enumerate(zip(texts, ids)):
-        if id_:
-            coll.by_id[id_] = entry
+    for entry, text in enumerate(texts):
         found = coll.by_text.get(text)
         if found is None:
             coll.by_text[text] = entry
@@ -137,6 +142,7 @@ def load_snapshot(path: Path, coll: Collection) -> None:
         else:
             found.append(entry)
     if coll.semantic is not None:
+        coll.semantic.local = GrowArray.of(arr["semantic_local"].astype(np.int64))
         for part in meta["semantic_partitions"]:
             coll.semantic.partitions[part] = VectorIndex.read(
                 path / f"vectors.{part}.faiss", coll.semantic.dim, coll.semantic.policy

@@ -39,7 +39,8 @@ def codepoint_to_id(codepoint: int) -> int:
 
 
 Sequence_ = str | tuple[int, ...]
-"""A tokenized text: a ``str`` of id code points, or a tuple of ids when an id exceeds the code points."""
+"""A tokenized text: a ``str`` of id code points, or (an id past the code points) a tuple of the same
+values as ints; the LCS kernel treats both alike, so the two forms compare correctly."""
 
 
 class Vocabulary:
@@ -110,12 +111,11 @@ def ids_to_sequence(ids: Sequence[int]) -> Sequence_:
     top = max(ids, default=0)
     if top < _SURROGATE_START:  # the common case: no remapping needed
         return "".join(map(chr, ids))
-    if top >= MAX_CODEPOINT_IDS:
-        return tuple(ids)
+    if top >= MAX_CODEPOINT_IDS:  # same values as the code points a str would hold, just unbounded
+        return tuple(map(id_to_codepoint, ids))
     return "".join(map(chr, map(id_to_codepoint, ids)))
 
 
 def sequence_ids(seq: Sequence_) -> list[int]:
-    if isinstance(seq, str):
-        return [codepoint_to_id(ord(c)) for c in seq]
-    return list(seq)
+    values = map(ord, seq) if isinstance(seq, str) else seq
+    return [codepoint_to_id(v) for v in values]

@@ -39,8 +39,10 @@ _REFERENCE = 1
 
 
 def encode_record(record: InsertRecord) -> bytes:
-    items = [[i.text, i.id, i.partition] for i in record.items]
-    body = json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    doc = {"items": [[i.text, i.id, i.partition] for i in record.items]}
+    if record.request_id:
+        doc["request_id"], doc["results"] = record.request_id, record.results
+    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     vectors = b"" if record.vectors is None else np.ascontiguousarray(record.vectors, np.float32).tobytes()
     dim = 0 if record.vectors is None else int(record.vectors.shape[1])
     head = _RECORD.pack(record.seq, _REFERENCE if record.reference else 0, len(body), dim)
@@ -50,11 +52,15 @@ def encode_record(record: InsertRecord) -> bytes:
 def decode_record(payload: bytes) -> InsertRecord:
     seq, flags, body_len, dim = _RECORD.unpack_from(payload)
     start = _RECORD.size
-    items = [Item(text, id_, part) for text, id_, part in json.loads(payload[start : start + body_len])]
+    doc = json.loads(payload[start : start + body_len])
+    items = [Item(text, id_, part) for text, id_, part in doc["items"]]
     vectors = None
     if dim:
         vectors = np.frombuffer(payload, np.float32, offset=start + body_len).reshape(len(items), dim).copy()
-    return InsertRecord(items, reference=bool(flags & _REFERENCE), vectors=vectors, seq=seq)
+    return InsertRecord(
+        items, reference=bool(flags & _REFERENCE), vectors=vectors, seq=seq,
+        request_id=doc.get("request_id", ""), results=doc.get("results", []),
+    )
 
 
 def read_log(path: Path) -> tuple[list[bytes], int]:

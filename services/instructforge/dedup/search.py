@@ -1,0 +1,81 @@
+"""Nearest neighbours of query texts: by ROUGE-L F (exact top-k) or by embedding cosine (FAISS).
+
+Lexical search ranks *every* entry in scope, because a top-k list must include texts far below any
+dedup threshold, where the prefix filter gives no guarantee. It is a multi-threaded bit-parallel LCS
+scan (millions of pairs per second), fine for inspection and small query sets; novelty checks never
+use it. A partition restricts the search to that partition's entries and the collection-wide
+references; no partition searches the whole collection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rapidfuzz.distance import LCSseq
+from rapidfuzz.process import cdist
+
+from instructforge.dedup import rouge
+from instructforge.dedup.collection import Collection
+from instructforge.dedup.decide import Match
+from instructforge.dedup.lexical import REFERENCE_PARTITION
+from instructforge.dedup.tokenize import VocabularyOverlay
+from instructforge.runtime.errors import FailedPrecondition
+
+_CELLS_PER_CHUNK = 20_000_000  # LCS matrix cells held at once (80 MB)
+
+
+def search_collection(coll: Collection, queries: list[str], k: int, semantic: bool, partition: str | None):
+    """Per query, up to ``k`` matches, best first (the caller holds the read lock)."""
+    vocab = VocabularyOverlay(coll.vocab)
+    qseqs = [vocab.encode(q) for q in queries]
+    qvecs = coll.embedder.encode(queries) if coll.semantic is not None else None
+    part = None if not partition else int(coll.batch_parts([partition])[0])
+    if semantic:
+        if coll.semantic is None:
+            raise FailedPrecondition(
+                f"collection {coll.name!r} has no semantic dedup; search it with SEARCH_MODE_LEXICAL",
+                reason="SEMANTIC_DISABLED",
+            )
+        parts = np.full(len(queries), -2 if part is None else part, np.int64)
+        scores, entries = coll.semantic.search(qvecs, parts, part is None, k)
+        ranked = [[(int(e), float(s)) for s, e in zip(srow, erow) if e >= 0] for srow, erow in zip(scores, entries)]
+    else:
+        ranked = _lexical_top_k(coll, qseqs, k, part)
+    out = []
+    for q, row in enumerate(ranked):
+        matches = []
+        for entry, score in row:
+            seq = coll.lexical.seqs[entry]
+            m = Match(entry, -1, coll.ids[entry], coll.texts[entry], coll._part_name(entry),
+                      bool(coll.is_reference.view[entry]), 0.0)
+            if semantic:
+                m.cosine = score
+                m.rouge_l_f = rouge.f_measure(LCSseq.similarity(qseqs[q], seq), len(qseqs[q]), len(seq))
+            else:
+                m.rouge_l_f = score
+                if qvecs is not None:
+                    m.cosine = float(coll.semantic.vector(entry, int(coll.lexical.parts.view[entry])) @ qvecs[q])
+            matches.append(m)
+        out.append(matches)
+    return out
+
+
+def _lexical_top_k(coll: Collection, qseqs: list, k: int, part: int | None) -> list[list[tuple[int, float]]]:
+    parts = coll.lexical.parts.view
+    scope = np.arange(len(parts)) if part is None else np.flatnonzero((parts == part) | (parts == REFERENCE_PARTITION))
+    if len(scope) == 0 or not qseqs:
+        return [[] for _ in qseqs]
+    seqs = [coll.lexical.seqs[e] for e in scope.tolist()]
+    b = coll.lexical.lengths.view[scope].astype(np.int64)
+    out = []
+    step = max(1, _CELLS_PER_CHUNK // len(scope))
+    for start in range(0, len(qseqs), step):
+        chunk = qseqs[start : start + step]
+        lcs = cdist(chunk, seqs, scorer=LCSseq.similarity, workers=coll.lexical.workers, dtype=np.int32)
+        a = np.array([len(s) for s in chunk], np.int64)[:, None]
+        f = rouge.f_measures(lcs, a, b[None, :])
+        for row in f:
+            top = min(k, len(row))
+            best = np.argpartition(-row, top - 1)[:top]
+            best = best[np.lexsort((scope[best], -row[best]))]  # by F, ties: the earliest entry
+            out.append([(int(scope[i]), float(row[i])) for i in best if row[i] > 0])
+    return out
