@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
+import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
 from instructforge.generator.backends.base import BackendCall, BackendResult, Completion, split_stop
@@ -88,10 +89,12 @@ class TransformersBackend:
             raise InvalidArgument(field=f"deployments[{self.config.name}].options.dtype",
                                   message=f"must be auto or one of {', '.join(DTYPES)}")
         common = {"revision": opts.get("revision"), "trust_remote_code": bool(opts.get("trust_remote_code", False))}
+        # transformers 4.56 renamed `torch_dtype` to `dtype`.
+        dtype_arg = "dtype" if tuple(int(p) for p in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
         try:
             tokenizer = AutoTokenizer.from_pretrained(opts.get("tokenizer", self.config.model), **common)
             model = AutoModelForCausalLM.from_pretrained(
-                self.config.model, dtype="auto" if dtype == "auto" else DTYPES[dtype], **common)
+                self.config.model, **{dtype_arg: "auto" if dtype == "auto" else DTYPES[dtype]}, **common)
         except OSError as exc:
             raise FailedPrecondition(f"deployment {self.config.name!r}: cannot load model {self.config.model!r}: {exc}",
                                      reason="MODEL_NOT_LOADABLE") from None
