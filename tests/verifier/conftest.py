@@ -14,8 +14,10 @@ import pytest
 import pytest_asyncio
 
 from instructforge.runtime.errors import Unavailable
+from instructforge.runtime.settings import load_settings
 from instructforge.verifier.isolation import IsolationOptions
 from instructforge.verifier.sandbox import SandboxStartError
+from instructforge.verifier.settings import VerifierSettings
 from instructforge.verifier.verifier import Verifier, VerifierOptions
 
 SERVICE_SECRET = "iforge-secret-" + secrets.token_hex(12)
@@ -26,7 +28,10 @@ FALLBACK_MODE = "plain-root" if os.geteuid() == 0 else "plain"
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def verifier():
-    v = await Verifier.create(VerifierOptions(pool_size=2))
+    # The service's own settings (IFORGE_VERIFIER_*), so the suite can be run in any mode, e.g.
+    # IFORGE_VERIFIER_BWRAP_PATH=/nonexistent to see what a machine without bubblewrap gets.
+    isolation = load_settings(VerifierSettings).verifier_options().isolation
+    v = await Verifier.create(VerifierOptions(isolation=isolation, pool_size=2))
     yield v
     await v.close()
 
@@ -43,7 +48,8 @@ async def fallback():
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def userns():
     """The mode of non-root deployments (Kubernetes): an unprivileged user namespace per sandbox."""
-    options = IsolationOptions(mode="bwrap-userns", uid_base=62000)
+    options = IsolationOptions(mode="bwrap-userns", uid_base=62000,
+                               bwrap_path=load_settings(VerifierSettings).bwrap_path)
     try:
         v = await Verifier.create(VerifierOptions(isolation=options, pool_size=2))
     except (SandboxStartError, Unavailable) as exc:
