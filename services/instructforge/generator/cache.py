@@ -115,6 +115,22 @@ def request_fingerprint(request: GenerateRequest, prompt: bytes, sampling: bytes
                    prompt).hexdigest()
 
 
+class RequestKeys:
+    """A request's prompt digest and canonical sampling, computed once; its sample keys per deployment."""
+
+    __slots__ = ("prompt", "request", "sampling")
+
+    def __init__(self, request: GenerateRequest):
+        self.request = request
+        self.prompt = prompt_digest(request)
+        self.sampling = sampling_bytes(request.sampling)
+
+    def of(self, deployment: bytes, resolved: Sampling, count: int) -> list[str]:
+        """Keys of samples 0..count-1 on the deployment with this digest, with `resolved` sampling."""
+        canonical_sampling = self.sampling if resolved is self.request.sampling else sampling_bytes(resolved)
+        return sample_keys(deployment, self.prompt, canonical_sampling, count)
+
+
 def idempotency_store_key(key: str) -> str:
     return "i:" + hashlib.sha256(key.encode()).hexdigest()
 

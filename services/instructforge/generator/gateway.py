@@ -21,15 +21,13 @@ from typing import Any
 from instructforge.generator.accounting import Ledger, ModelUsage, call_cost
 from instructforge.generator.backends.base import create_backend
 from instructforge.generator.cache import (
+    RequestKeys,
     decode_response,
     decode_sample,
     encode_response,
     encode_sample,
     idempotency_store_key,
-    prompt_digest,
     request_fingerprint,
-    sample_keys,
-    sampling_bytes,
 )
 from instructforge.generator.config import CacheConfig, GatewayConfig, parse_gateway_config
 from instructforge.generator.dispatch import Dispatcher, Trace, UnitResult
@@ -179,7 +177,7 @@ class Gateway:
 
     async def _generate(self, request: GenerateRequest, chain: list[Route], deadline: float | None,
                         trace: Trace) -> GenerateResponse:
-        keys = _Keys(request)
+        keys = RequestKeys(request)
         fingerprint = None
         if request.idempotency_key:
             fingerprint = request_fingerprint(request, keys.prompt, keys.sampling)
@@ -243,7 +241,7 @@ class Gateway:
             response.deployment, response.usage.prompt_tokens, response.usage.completion_tokens))
         return response
 
-    async def _fresh(self, request: GenerateRequest, chain: list[Route], keys: _Keys, fingerprint: str | None,
+    async def _fresh(self, request: GenerateRequest, chain: list[Route], keys: RequestKeys, fingerprint: str | None,
                      deadline: float | None, trace: Trace) -> GenerateResponse:
         n = request.sample_count
         hits: dict[int, dict] = {}
@@ -272,7 +270,7 @@ class Gateway:
             await self._put([(idempotency_store_key(request.idempotency_key), encode_response(fingerprint, response))])
         return response
 
-    async def _paid(self, request: GenerateRequest, indices: list[int], chain: list[Route], keys: _Keys,
+    async def _paid(self, request: GenerateRequest, indices: list[int], chain: list[Route], keys: RequestKeys,
                     deadline: float | None, trace: Trace) -> UnitResult:
         """One provider call for `indices`; what it bought is accounted and stored at once."""
         unit = await self.dispatcher.run(request, indices, chain, deadline, trace)
@@ -283,7 +281,7 @@ class Gateway:
         pm.cost.inc(unit.cost)
         self.ledger.paid(request.run_id, request.model, result.prompt_tokens, result.completion_tokens, unit.cost)
         if request.cache_policy is not CachePolicy.BYPASS:
-            stored = keys.of(dep, unit.resolved, max(indices) + 1)
+            stored = keys.of(dep.digest, unit.resolved, max(indices) + 1)
             shares = _split(result.completion_tokens, [len(c.text) for c in result.completions])
             items = [(stored[i], encode_sample(c.text, c.finish_reason, result.prompt_tokens, share, dep.name,
                                              result.provider_model))
@@ -315,12 +313,12 @@ class Gateway:
                                 deployment, provider_model, trace.attempts, trace.queue_s, trace.backend_s)
 
     # -- cache plumbing ---------------------------------------------------------------------------
-    async def _lookup(self, request: GenerateRequest, keys: _Keys) -> dict[int, dict]:
+    async def _lookup(self, request: GenerateRequest, keys: RequestKeys) -> dict[int, dict]:
         """Samples found for this request on any deployment of its model or fallbacks (first one wins)."""
         n = request.sample_count
         wanted: list[str] = []
         for dep in self._deployments_of[request.model]:
-            wanted.extend(keys.of(dep, request.sampling.resolved(dep.defaults), n))
+            wanted.extend(keys.of(dep.digest, request.sampling.resolved(dep.defaults), n))
         found = await self._get(wanted)
         hits: dict[int, dict] = {}
         for position, raw in enumerate(found):
@@ -359,21 +357,6 @@ class Gateway:
 
     def usage(self, run_id: str = "") -> list[ModelUsage]:
         return self.ledger.usage(run_id)
-
-
-class _Keys:
-    """The request's prompt digest and canonical sampling, computed once, and sample keys per deployment."""
-
-    __slots__ = ("prompt", "request", "sampling")
-
-    def __init__(self, request: GenerateRequest):
-        self.request = request
-        self.prompt = prompt_digest(request)
-        self.sampling = sampling_bytes(request.sampling)
-
-    def of(self, dep: DeploymentState, resolved, count: int) -> list[str]:
-        canonical_sampling = self.sampling if resolved is self.request.sampling else sampling_bytes(resolved)
-        return sample_keys(dep.digest, self.prompt, canonical_sampling, count)
 
 
 async def _all_or_first_error(coroutines: list) -> list:
