@@ -289,9 +289,10 @@ def _layers(plan: IsolationPlan, zyg: dict, child: dict) -> tuple[IsolationLayer
           "per sandbox" if mode == "bwrap-userns" else "not used"),
         L("scrubbed_environment", set(child["env"]) <= ALLOWED_ENV, "only PATH, HOME, TMPDIR, LANG and "
           "Python's I/O settings; nothing of the service's environment"),
-        L("non_root_user", nonroot, f"children run as uid {child['uid']}"
-          + (" (a per-slot uid)" if mode.endswith("root") else " (the service's uid outside)")
-          if nonroot else "children run as root"),
+        L("non_root_user", nonroot, f"children run as uid {child['uid']}" + (
+            " (a uid of their own per sandbox)" if mode.endswith("root") or os.geteuid() == 0
+            else " (the service's uid, inside a user namespace)" if mode == "bwrap-userns"
+            else " (the service's own uid)") if nonroot else "children run as root"),
         L("seccomp", child["seccomp"] == "2", "deny-list: ptrace, mounts, namespaces, keyrings, bpf, "
           "internet sockets, signals to the supervisor" if child["seccomp"] == "2" else "unavailable here"),
         L("no_new_privs", child["no_new_privs"] == "1", "no privilege gain through execve"),

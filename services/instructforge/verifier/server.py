@@ -145,6 +145,8 @@ def isolation_to_proto(verifier: Verifier) -> pb.Isolation:
     missing = [layer for layer in plan.layers if not layer.active]
     description = (f"mode {plan.mode}: " + ", ".join(sorted(active)) + ". Missing: "
                    + "; ".join(f"{layer.name} ({layer.detail})" for layer in missing))
+    if plan.tried:
+        description += ". Stronger modes that failed here: " + "; ".join(f"{m}: {why}" for m, why in plan.tried.items())
     return pb.Isolation(
         **{flag: all(name in active for name in names) for flag, names in _FLAGS.items()},
         description=description, mode=plan.mode,
