@@ -9,7 +9,8 @@ also carries the request id and compact results of the call that made it, so a r
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+import sys
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,8 @@ class Collection:
         self.seq = 0  # last applied log record
         self.n_references = 0
         self.requests: OrderedDict[str, list] = OrderedDict()
+        self.text_bytes = 0  # memory of the stored texts and ids
+        self.partition_sizes: Counter[int] = Counter()  # entries (not references) per partition
         sem = config.semantic
         self.rules = Rules(
             lex.threshold, lex.comparison, sem.threshold if sem else None, sem.comparison if sem else rouge.GE,
@@ -230,6 +233,7 @@ class Collection:
                 self.n_references += len(items)
             else:
                 parts = np.array([self._part_id(i.partition) for i in items], np.int64)
+                self.partition_sizes.update(parts.tolist())
             seqs = [self.vocab.encode(i.text) for i in items]
             prepared = self.lexical.prepare(seqs, parts, self.vocab)
             entries = self.lexical.add(prepared, np.arange(len(items)))
@@ -238,6 +242,7 @@ class Collection:
                 self.semantic.add(record.vectors, entries, parts)
             self.is_reference.extend(np.full(len(items), record.reference))
             for entry, item in zip(entries.tolist(), items):
+                self.text_bytes += sys.getsizeof(item.text) + sys.getsizeof(item.id) + 16
                 self.texts.append(item.text)
                 self.ids.append(item.id)
                 found = self.by_text.get(item.text)
@@ -250,6 +255,12 @@ class Collection:
         if record.request_id:
             self.remember(record.request_id, record.results)
         self.seq = max(self.seq, record.seq)
+
+    def memory_bytes(self) -> int:
+        """Memory held by this collection: texts, the lexical index, vectors (approximate)."""
+        semantic = self.semantic.nbytes() if self.semantic is not None else 0
+        by_text = 100 * len(self.by_text)
+        return self.text_bytes + by_text + self.lexical.nbytes() + semantic + 8 * len(self.ids)
 
     def remember(self, request_id: str, results: list) -> None:
         self.requests[request_id] = results

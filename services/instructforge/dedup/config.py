@@ -44,7 +44,7 @@ class LexicalConfig:
 @dataclass(frozen=True)
 class SemanticConfig:
     threshold: float = 0.9
-    comparison: str = rouge.GE
+    comparison: str = rouge.GT
     model: str = DEFAULT_MODEL
     index: IndexPolicy = field(default_factory=IndexPolicy)
 

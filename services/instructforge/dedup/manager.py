@@ -45,6 +45,8 @@ class _Handle:
     root: Path | None
     wal: wal_mod.WriteAheadLog | None = None
     snapshot_at: float = field(default_factory=time.time)  # last snapshot, or when opened
+    snapshot_path: Path | None = None
+    created_at: float | None = None
     deleted: bool = False
     snapshot_lock: threading.Lock = field(default_factory=threading.Lock)
     verdicts: Counter = field(default_factory=Counter)
@@ -107,8 +109,9 @@ class CollectionManager:
 
     def _load(self, d: Path) -> _Handle:
         try:
-            config = CollectionConfig.from_dict(json.loads((d / "config.json").read_text()))
-        except (OSError, ValueError, TypeError) as exc:
+            meta = json.loads((d / "config.json").read_text())
+            config = CollectionConfig.from_dict(meta["config"])
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             raise DataLoss(f"{d / 'config.json'}: unreadable ({exc})", reason="CONFIG_CORRUPT") from exc
         coll = self._new_collection(d.name, config)
         snap = latest_snapshot(d)
@@ -128,7 +131,7 @@ class CollectionManager:
             coll.apply(record)
             replayed += 1
         log.info("collection %s: %d entries (%d log records replayed)", d.name, len(coll), replayed)
-        h = _Handle(coll, d)
+        h = _Handle(coll, d, snapshot_path=snap, created_at=meta.get("created_unix"))
         h.snapshot_at = snapshot_time(snap) or h.snapshot_at
         h.wal = wal_mod.WriteAheadLog(wal_path, self.durability.fsync, self.durability.fsync_interval_s)
         return h
@@ -145,13 +148,14 @@ class CollectionManager:
             record = InsertRecord(refs, reference=True, seq=1)
             if record.items:
                 coll.embed(record)
-            h = _Handle(coll, None)
+            h = _Handle(coll, None, created_at=time.time())
             root = self._collections_dir
             if root is not None:
                 tmp = root / f".creating-{name}"
                 shutil.rmtree(tmp, ignore_errors=True)
                 tmp.mkdir(parents=True)
-                (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+                meta = {"created_unix": h.created_at, "config": config.to_dict()}
+                (tmp / "config.json").write_text(json.dumps(meta, indent=1))
                 log_file = wal_mod.WriteAheadLog(tmp / "wal.log", wal_mod.ALWAYS)
                 if record.items:
                     log_file.append(wal_mod.encode_record(record))
@@ -164,6 +168,9 @@ class CollectionManager:
                 coll.apply(record)
             self._handles[name] = h
             return coll
+
+    def handle(self, name: str) -> _Handle:
+        return self._handle(name)
 
     def _handle(self, name: str) -> _Handle:
         with self._lock:
@@ -274,7 +281,7 @@ class CollectionManager:
             self._alive(h, name)
             if h.root is None:
                 return h.coll.seq, 0.0
-            write_snapshot(h.root, h.coll)
+            h.snapshot_path = write_snapshot(h.root, h.coll)
             h.wal.close()
             wal_mod.truncate(h.root / "wal.log", 0)  # everything in it is now in the snapshot
             h.wal = wal_mod.WriteAheadLog(h.root / "wal.log", self.durability.fsync, self.durability.fsync_interval_s)

@@ -15,16 +15,26 @@ from rapidfuzz.process import cdist
 
 from instructforge.dedup import rouge
 from instructforge.dedup.collection import Collection
+from instructforge.dedup.config import text_problem
 from instructforge.dedup.decide import Match
 from instructforge.dedup.lexical import REFERENCE_PARTITION
 from instructforge.dedup.tokenize import VocabularyOverlay
-from instructforge.runtime.errors import FailedPrecondition
+from instructforge.runtime.errors import FailedPrecondition, ViolationCollector
 
 _CELLS_PER_CHUNK = 20_000_000  # LCS matrix cells held at once (80 MB)
 
 
 def search_collection(coll: Collection, queries: list[str], k: int, semantic: bool, partition: str | None):
     """Per query, up to ``k`` matches, best first (the caller holds the read lock)."""
+    bad = ViolationCollector()
+    bad.check(bool(queries), "queries", "must not be empty")
+    bad.check(len(queries) <= coll.limits.max_batch_items, "queries",
+              f"at most {coll.limits.max_batch_items} queries per call")
+    for n, q in enumerate(queries[: coll.limits.max_batch_items]):
+        problem = text_problem(q, coll.limits)
+        if problem:
+            bad.add(f"queries[{n}]", problem)
+    bad.raise_if_any()
     vocab = VocabularyOverlay(coll.vocab)
     qseqs = [vocab.encode(q) for q in queries]
     qvecs = coll.embedder.encode(queries) if coll.semantic is not None else None

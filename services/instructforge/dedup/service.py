@@ -1,7 +1,15 @@
-"""Plugs the dedup service into the runtime. Its RPCs are not implemented yet: they answer UNIMPLEMENTED."""
+"""Plugs the dedup service into the shared runtime."""
 
-from instructforge.dedup.settings import DedupSettings
 from instructforge.dedup.v1 import dedup_pb2_grpc
-from instructforge.runtime.placeholder import placeholder_spec
+from instructforge.runtime.service import ServiceSpec
 
-SPEC = placeholder_spec("dedup", DedupSettings, dedup_pb2_grpc, "DedupService")
+from .server import create_servicer
+from .settings import DedupSettings
+
+SPEC = ServiceSpec(
+    "dedup",
+    "instructforge.dedup.v1.DedupService",
+    DedupSettings,
+    create_servicer,
+    dedup_pb2_grpc.add_DedupServiceServicer_to_server,
+)

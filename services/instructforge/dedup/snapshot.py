@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -126,10 +127,12 @@ def load_snapshot(path: Path, coll: Collection) -> None:
     lex.partitioned = bool(np.any(lex.parts.view > 0))
     lex.rebuild()
     coll.texts, coll.ids = texts, ids
+    coll.text_bytes = sum(sys.getsizeof(t) + sys.getsizeof(i) + 16 for t, i in zip(texts, ids))
     coll.partition_names = list(meta["partitions"])
     coll.partition_ids = {name: k for k, name in enumerate(coll.partition_names)}
     coll.n_references = int(meta["references"])
     coll.is_reference = GrowArray.of(arr["is_reference"].astype(np.bool_))
+    coll.partition_sizes.update(lex.parts.view[~coll.is_reference.view].tolist())
     for request_id, results in meta["requests"]:
         coll.remember(request_id, results)
     coll.seq = int(meta["seq"])

@@ -23,6 +23,12 @@ class Scope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SCOPE_PARTITION: _ClassVar[Scope]
     SCOPE_COLLECTION: _ClassVar[Scope]
 
+class IndexKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INDEX_KIND_UNSPECIFIED: _ClassVar[IndexKind]
+    INDEX_KIND_IVF: _ClassVar[IndexKind]
+    INDEX_KIND_HNSW: _ClassVar[IndexKind]
+
 class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERDICT_UNSPECIFIED: _ClassVar[Verdict]
@@ -47,6 +53,9 @@ COMPARISON_GREATER_OR_EQUAL: Comparison
 SCOPE_UNSPECIFIED: Scope
 SCOPE_PARTITION: Scope
 SCOPE_COLLECTION: Scope
+INDEX_KIND_UNSPECIFIED: IndexKind
+INDEX_KIND_IVF: IndexKind
+INDEX_KIND_HNSW: IndexKind
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_KEPT: Verdict
 VERDICT_DROPPED: Verdict
@@ -67,29 +76,47 @@ class LexicalConfig(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., comparison: _Optional[_Union[Comparison, str]] = ...) -> None: ...
 
 class SemanticConfig(_message.Message):
-    __slots__ = ("threshold", "comparison", "embedding_model")
+    __slots__ = ("threshold", "comparison", "embedding_model", "index")
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     COMPARISON_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     threshold: float
     comparison: Comparison
     embedding_model: str
-    def __init__(self, threshold: _Optional[float] = ..., comparison: _Optional[_Union[Comparison, str]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
+    index: IndexOptions
+    def __init__(self, threshold: _Optional[float] = ..., comparison: _Optional[_Union[Comparison, str]] = ..., embedding_model: _Optional[str] = ..., index: _Optional[_Union[IndexOptions, _Mapping]] = ...) -> None: ...
+
+class IndexOptions(_message.Message):
+    __slots__ = ("exact_max_vectors", "large_index", "ivf_nprobe", "hnsw_m", "hnsw_ef_search")
+    EXACT_MAX_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    LARGE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    IVF_NPROBE_FIELD_NUMBER: _ClassVar[int]
+    HNSW_M_FIELD_NUMBER: _ClassVar[int]
+    HNSW_EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    exact_max_vectors: int
+    large_index: IndexKind
+    ivf_nprobe: int
+    hnsw_m: int
+    hnsw_ef_search: int
+    def __init__(self, exact_max_vectors: _Optional[int] = ..., large_index: _Optional[_Union[IndexKind, str]] = ..., ivf_nprobe: _Optional[int] = ..., hnsw_m: _Optional[int] = ..., hnsw_ef_search: _Optional[int] = ...) -> None: ...
 
 class CollectionConfig(_message.Message):
-    __slots__ = ("lexical", "semantic", "default_scope", "references")
+    __slots__ = ("lexical", "semantic", "default_scope", "references", "drop_exact_duplicates")
     LEXICAL_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_SCOPE_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    DROP_EXACT_DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     lexical: LexicalConfig
     semantic: SemanticConfig
     default_scope: Scope
     references: _containers.RepeatedCompositeFieldContainer[Item]
-    def __init__(self, lexical: _Optional[_Union[LexicalConfig, _Mapping]] = ..., semantic: _Optional[_Union[SemanticConfig, _Mapping]] = ..., default_scope: _Optional[_Union[Scope, str]] = ..., references: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
+    drop_exact_duplicates: bool
+    def __init__(self, lexical: _Optional[_Union[LexicalConfig, _Mapping]] = ..., semantic: _Optional[_Union[SemanticConfig, _Mapping]] = ..., default_scope: _Optional[_Union[Scope, str]] = ..., references: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., drop_exact_duplicates: _Optional[bool] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "config", "entry_count", "reference_count", "create_time", "snapshot_time", "memory_bytes")
+    __slots__ = ("name", "config", "entry_count", "reference_count", "create_time", "snapshot_time", "memory_bytes", "partition_count")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     ENTRY_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +124,7 @@ class Collection(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_TIME_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_COUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     config: CollectionConfig
     entry_count: int
@@ -104,7 +132,8 @@ class Collection(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     snapshot_time: _timestamp_pb2.Timestamp
     memory_bytes: int
-    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[CollectionConfig, _Mapping]] = ..., entry_count: _Optional[int] = ..., reference_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+    partition_count: int
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[CollectionConfig, _Mapping]] = ..., entry_count: _Optional[int] = ..., reference_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., memory_bytes: _Optional[int] = ..., partition_count: _Optional[int] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("id", "text", "partition")
