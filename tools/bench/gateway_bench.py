@@ -107,11 +107,15 @@ async def closed_loop(call, concurrency: int, seconds: float) -> dict:
 
     stop_at = time.perf_counter() + min(1.0, seconds / 4)
     await asyncio.gather(*(worker() for _ in range(concurrency)))  # warm-up: connections, caches
+    warm = next(counter)
     measuring = True
     begin = time.perf_counter()
     stop_at = begin + seconds
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return summary(latencies, time.perf_counter() - begin)
+    result = summary(latencies, time.perf_counter() - begin)
+    result["total"] = next(counter) - 1
+    result["warm"] = warm
+    return result
 
 
 async def bench_openai(base_url: str, concurrency: int, seconds: float, tag: str) -> dict:
@@ -157,8 +161,10 @@ async def bench_stream(port: int, concurrency: int, seconds: float) -> dict:
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = generator_pb2_grpc.GeneratorServiceStub(channel)
-        await _stream_round(stub, concurrency, min(1.0, seconds / 4), "w")  # warm-up
-        return await _stream_round(stub, concurrency, seconds, "m")
+        warm = await _stream_round(stub, concurrency, min(1.0, seconds / 4), "w")  # warm-up
+        result = await _stream_round(stub, concurrency, seconds, "m")
+        result["total"] = warm["n"] + result["n"]
+        return result
 
 
 async def _stream_round(stub, concurrency: int, duration: float, tag: str) -> dict:
@@ -200,10 +206,23 @@ async def _stream_round(stub, concurrency: int, duration: float, tag: str) -> di
     return summary(latencies, elapsed)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux), to show where a request's CPU goes."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def table(results: dict) -> str:
-    lines = [f"{'mode':<8} {'conc':>5} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'n':>7}"]
+    header = f"{'mode':<8} {'conc':>5} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'n':>7} {'gateway CPU us/req':>19}"
+    lines = [header]
     for (mode, conc), r in results.items():
-        lines.append(f"{mode:<8} {conc:>5} {r['rps']:>9.0f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['n']:>7}")
+        cpu = f"{r['gateway_cpu_us']:.0f}" if r.get("gateway_cpu_us") is not None else "-"
+        lines.append(f"{mode:<8} {conc:>5} {r['rps']:>9.0f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['n']:>7} "
+                     f"{cpu:>19}")
     return "\n".join(lines)
 
 
@@ -241,10 +260,12 @@ async def main() -> None:
     gateway = None
     try:
         gateway, grpc_port, http_port = start_gateway(fake_port, args.cache, state)
-        print(f"cpus: {os.cpu_count()}  cache: {args.cache}  seconds per cell: {args.seconds}", flush=True)
+        print(f"cpus: {os.cpu_count()}  load average: {os.getloadavg()[0]:.2f}  cache: {args.cache}  "
+              f"seconds per cell: {args.seconds}", flush=True)
         results: dict = {}
         for conc in levels:
             for mode in modes:
+                cpu_before = process_cpu_s(gateway.pid)
                 if mode == "direct":
                     r = await bench_openai(f"http://127.0.0.1:{fake_port}/v1", conc, args.seconds, "direct")
                 elif mode == "grpc":
@@ -255,12 +276,15 @@ async def main() -> None:
                     r = await bench_openai(f"http://127.0.0.1:{http_port}/v1", conc, args.seconds, "http")
                 else:
                     raise SystemExit(f"unknown mode {mode}")
+                if mode != "direct":
+                    r["gateway_cpu_us"] = (process_cpu_s(gateway.pid) - cpu_before) / max(1, r["total"]) * 1e6
                 results[(mode, conc)] = r
                 print(f"{mode:<8} {conc:>5} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms",
                       flush=True)
         print()
         print(table(results))
         print(verdicts(results))
+        print(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on the machine skews every figure)")
     finally:
         for proc in (gateway, fake):
             if proc is not None:
