@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dedup_corpus import corpus  # noqa: E402
+from dedup_corpus import corpus
 
 
 def published(texts: list[str], threshold: float = 0.7) -> tuple[list[bool], float, int]:
