@@ -49,6 +49,20 @@ def counter(metrics: GatewayMetrics, name: str, **labels) -> float:
     return total
 
 
+try:  # resolved before any fork, so the child only makes one system call
+    import ctypes
+
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, even when it is killed (no orphaned server)."""
+    if _prctl is not None:
+        _prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """A real redis-server (Debian package `redis-server`) on a free loopback port, for the session."""
@@ -59,7 +73,8 @@ def redis_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, nothing that locks
     deadline = time.monotonic() + 10
     while True:
         try:
