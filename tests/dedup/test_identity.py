@@ -159,3 +159,23 @@ def test_large_vocabularies(prefill):
     if prefill >= MAX_CODEPOINT_IDS - 50:
         assert any(isinstance(s, tuple) for s in index.seqs) and any(isinstance(s, str) for s in index.seqs)
     assert kept == novelty_filter(texts)
+
+
+def test_batches_larger_than_a_slice_are_identical(manager, monkeypatch):
+    from instructforge.dedup import collection
+
+    monkeypatch.setattr(collection, "SLICE", 64)  # many slices, so cross-slice pairs are exercised
+    texts = corpus(900, seed=4, dup_rate=0.5, edge_rate=0.02)
+    manager.create("c", CollectionConfig())
+    verdicts = manager.check_and_insert("c", [Item(t) for t in texts[:100]])
+    verdicts += manager.check_and_insert("c", [Item(t) for t in texts[100:]])
+    assert [v.kept for v in verdicts] == novelty_filter(texts, skip_hopeless=True)
+
+
+def test_one_batch_of_near_identical_texts(manager):
+    """Thousands of near-duplicates of one text in one call: each is compared with what was kept."""
+    texts = [f"Write a poem about the ocean, number {k}" for k in range(6000)]
+    manager.create("c", CollectionConfig())
+    verdicts = manager.check_and_insert("c", [Item(t) for t in texts])
+    assert [v.kept for v in verdicts] == [True] + [False] * 5999
+    assert {v.best.entry for v in verdicts[1:]} == {0}

@@ -19,14 +19,19 @@ from rapidfuzz.distance import LCSseq
 from instructforge.dedup import rouge
 from instructforge.dedup.buffers import GrowArray
 from instructforge.dedup.config import GLOBAL, MAX_KEY_CHARS, CollectionConfig, Limits, text_problem
-from instructforge.dedup.decide import KEPT, SEMANTIC, Item, Judged, Match, Rules, Verdict, decide
+from instructforge.dedup.decide import KEPT, SEMANTIC, Decider, Item, Match, Rules, Slice, Verdict
 from instructforge.dedup.lexical import REFERENCE_PARTITION, LexicalIndex, Scored
 from instructforge.dedup.locks import RWLock
-from instructforge.dedup.semantic import SemanticIndex
+from instructforge.dedup.semantic import IndexPolicy, SemanticIndex
 from instructforge.dedup.tokenize import Vocabulary, VocabularyOverlay
 from instructforge.runtime.errors import ResourceExhausted, ViolationCollector
 
 __all__ = ["Collection", "InsertRecord", "Item", "Match", "Verdict", "content_id"]
+
+
+SLICE = 2048
+"""Items decided together: the within-slice pair join is at most SLICE^2 / 2 pairs."""
+_FLAT_ONLY = IndexPolicy(exact_max=2**62)
 
 
 def content_id(text: str) -> str:
@@ -124,52 +129,88 @@ class Collection:
         return out
 
     # ------------------------------------------------------------------ judging
-    def judge(self, items: list[Item], scope_all: bool, writer: bool = False) -> tuple[list[Verdict], InsertRecord]:
+    def embed_items(self, items: list[Item]) -> np.ndarray | None:
+        """Validate a batch and embed it (no lock needed: embedding depends on nothing stored)."""
+        self.validate(items)
+        return self.embedder.encode([i.text for i in items]) if self.semantic is not None else None
+
+    def judge(
+        self, items: list[Item], scope_all: bool, writer: bool = False, vectors: np.ndarray | None = None
+    ) -> tuple[list[Verdict], InsertRecord]:
         """Decide every item of an ordered batch; returns the verdicts and the record of the kept ones.
 
         ``writer`` means the caller holds the write lock, so new tokens may enter the vocabulary;
-        readers tokenize against a private overlay and change nothing.
+        readers tokenize against a private overlay and change nothing. The batch is decided in
+        slices of ``SLICE`` items: each slice is scored against the stored entries, against the items
+        of earlier slices that were kept (held in small temporary indexes, so a batch of many
+        near-identical texts costs what the kept ones cost, not batch size squared) and within itself.
         """
-        self.validate(items)
+        if vectors is None:
+            vectors = self.embed_items(items)
+        else:
+            self.validate(items)
         items = [i if i.id else Item(i.text, content_id(i.text), i.partition) for i in items]
         vocab = self.vocab if writer else VocabularyOverlay(self.vocab)
         parts = self.batch_parts([i.partition for i in items])
         seqs = [vocab.encode(i.text) for i in items]
-        prepared = self.lexical.prepare(seqs, parts, vocab)
-        against_index, within = self.lexical.check(prepared, scope_all)
-        pairs: dict[int, list[tuple[int, float]]] = {}
-        for q, e, f in zip(within.q.tolist(), within.e.tolist(), within.f.tolist()):
-            pairs.setdefault(q, []).append((e, f))
-        batch = Judged(
-            items, parts, prepared.lengths, _best_per_query(against_index), pairs,
-            lambda j: self._stored_twin(items[j].text, int(parts[j]), scope_all),
+        lengths = np.fromiter(map(len, seqs), np.int64, len(seqs))
+        decider = Decider(
+            items, parts, lengths, self.rules, scope_all,
+            lambda j: self._stored_twin(items[j].text, int(parts[j]), scope_all), vectors,
         )
-        if self.semantic is not None:
-            batch.vectors = self.embedder.encode([i.text for i in items])
-            batch.stored_semantic = self.semantic.search(batch.vectors, parts, scope_all, 1)
-        decisions = decide(batch, self.rules, scope_all)
-        kept = [j for j, (reason, _, _) in enumerate(decisions) if reason == KEPT]
+        kept_lexical = self.lexical.overlay()  # kept items of earlier slices
+        kept_vectors = SemanticIndex(self.semantic.dim, _FLAT_ONLY) if self.semantic is not None else None
+        for start in range(0, len(items), SLICE):
+            end = min(len(items), start + SLICE)
+            prepared = self.lexical.prepare(seqs[start:end], parts[start:end], vocab)
+            stored, within = self.lexical.check(prepared, scope_all)
+            pair_q, pair_e, pair_f = [start + within.q], [start + within.e], [within.f]
+            if len(kept_lexical):
+                before, _ = kept_lexical.check(prepared, scope_all, within=False)
+                labels = np.asarray(kept_lexical.labels, np.int64)
+                pair_q.append(start + before.q)
+                pair_e.append(labels[before.e])
+                pair_f.append(before.f)
+            best = {start + q: fe for q, fe in _best_per_query(stored).items()}
+            piece = Slice(start, best, np.concatenate(pair_q), np.concatenate(pair_e), np.concatenate(pair_f))
+            if vectors is not None:
+                piece.semantic = self._semantic_bests(vectors[start:end], parts[start:end], scope_all, kept_vectors)
+            decider.run(piece, end - start)
+            kept_here = np.flatnonzero(decider.kept[start:end])
+            kept_lexical.add(prepared, kept_here, labels=start + kept_here)
+            if kept_vectors is not None and len(kept_here):
+                kept_vectors.add(vectors[start:end][kept_here], start + kept_here, parts[start:end][kept_here])
+        kept = [j for j, (reason, _, _) in enumerate(decider.out) if reason == KEPT]
         first = len(self.texts)
         entry_of = {j: first + n for n, j in enumerate(kept)}
         verdicts = [
-            self._verdict(batch, seqs, j, reason, lex, sem, entry_of)
-            for j, (reason, lex, sem) in enumerate(decisions)
+            self._verdict(items, seqs, vectors, j, reason, lex, sem, entry_of)
+            for j, (reason, lex, sem) in enumerate(decider.out)
         ]
-        record = InsertRecord(
-            [items[k] for k in kept], vectors=None if batch.vectors is None else batch.vectors[kept]
-        )
+        record = InsertRecord([items[k] for k in kept], vectors=None if vectors is None else vectors[kept])
         return verdicts, record
 
-    def _verdict(self, batch: Judged, seqs, j: int, reason: str, lex, sem, entry_of: dict[int, int]) -> Verdict:
-        v = Verdict(index=j, id=batch.items[j].id, kept=reason == KEPT, reason=reason, entry=entry_of.get(j, -1))
-        lex_m = self._match(batch, lex, entry_of)
-        sem_m = self._match(batch, sem, entry_of)
+    def _semantic_bests(self, vectors, parts, scope_all: bool, kept_vectors: SemanticIndex) -> list:
+        """Per item, the best stored or earlier-kept (in this batch) neighbour, as a Best."""
+        scores, entries = self.semantic.search(vectors, parts, scope_all, 1)
+        out = [("entry", int(e), float(s)) if e >= 0 else None for s, e in zip(scores[:, 0], entries[:, 0])]
+        if len(kept_vectors):
+            b_scores, b_index = kept_vectors.search(vectors, parts, scope_all, 1)
+            for k, (s, i) in enumerate(zip(b_scores[:, 0].tolist(), b_index[:, 0].tolist())):
+                if i >= 0 and (out[k] is None or s > out[k][2]):
+                    out[k] = ("batch", i, s)
+        return out
+
+    def _verdict(self, items, seqs, vectors, j: int, reason: str, lex, sem, entry_of: dict[int, int]) -> Verdict:
+        v = Verdict(index=j, id=items[j].id, kept=reason == KEPT, reason=reason, entry=entry_of.get(j, -1))
+        lex_m = self._match(items, lex, entry_of)
+        sem_m = self._match(items, sem, entry_of)
         best = sem_m if reason == SEMANTIC else (lex_m or sem_m)
         if best is not None:
             if best is lex_m:
                 best.rouge_l_f = lex[2]
-                if batch.vectors is not None:
-                    best.cosine = float(self._vector_of(batch, lex) @ batch.vectors[j])
+                if vectors is not None:
+                    best.cosine = float(self._vector_of(vectors, lex) @ vectors[j])
             else:
                 best.cosine = sem[2]
                 other = seqs[sem[1]] if sem[0] == "batch" else self.lexical.seqs[sem[1]]
@@ -180,18 +221,18 @@ class Collection:
         v.max_cosine = max(cosines) if cosines else None
         return v
 
-    def _match(self, batch: Judged, ref, entry_of: dict[int, int]) -> Match | None:
+    def _match(self, items: list[Item], ref, entry_of: dict[int, int]) -> Match | None:
         if ref is None:
             return None
         kind, n, _ = ref
         if kind == "batch":
-            item = batch.items[n]
+            item = items[n]
             return Match(entry_of.get(n, -1), n, item.id, item.text, item.partition, False, 0.0)
         return Match(n, -1, self.ids[n], self.texts[n], self._part_name(n), bool(self.is_reference.view[n]), 0.0)
 
-    def _vector_of(self, batch: Judged, ref) -> np.ndarray:
+    def _vector_of(self, vectors: np.ndarray, ref) -> np.ndarray:
         kind, n, _ = ref
-        return batch.vectors[n] if kind == "batch" else self.semantic.vector(n, int(self.lexical.parts.view[n]))
+        return vectors[n] if kind == "batch" else self.semantic.vector(n, int(self.lexical.parts.view[n]))
 
     def _stored_twin(self, text: str, part: int, scope_all: bool) -> int | None:
         found = self.by_text.get(text)

@@ -2,14 +2,15 @@
 
 Item ``j`` is compared with what is stored (in its scope) and with the items of the same batch kept
 before it, exactly as the seeds' sequential loop does. Reasons are tried in a fixed order: exact
-duplicate, lexical (ROUGE-L), semantic. The lexical and semantic scores against stored entries are
-computed for the whole batch beforehand (vectorised); only the within-batch part is sequential.
+duplicate, lexical (ROUGE-L), semantic. A batch is decided a slice at a time (see
+``Collection.judge``); everything about a slice is computed beforehand, vectorised, and only the
+within-slice part of the decision is sequential.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,21 +53,6 @@ class Verdict:
     max_cosine: float | None = None
 
 
-@dataclass
-class Judged:
-    """Everything :func:`decide` needs about a batch, computed beforehand."""
-
-    items: list[Item]
-    parts: np.ndarray
-    lengths: np.ndarray
-    stored_lexical: dict[int, tuple[float, int]]  # item -> (best F, entry) against stored entries
-    within: dict[int, list[tuple[int, float]]]  # later item -> [(earlier item, F)] for scored pairs
-    stored_twin: Callable[[int], int | None]  # item -> a stored byte-identical entry in scope
-    vectors: np.ndarray | None = None
-    stored_semantic: tuple[np.ndarray, np.ndarray] | None = None  # (scores, entries), top-1 per item
-    kept_order: list[int] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class Rules:
     lexical_threshold: float
@@ -84,63 +70,90 @@ class Rules:
         )
 
 
-def decide(batch: Judged, rules: Rules, scope_all: bool) -> list[tuple[str, tuple, tuple | None]]:
-    """Per item: (reason, lexical best, semantic best); bests are ``("entry"|"batch", number, score)``.
-
-    An exact duplicate drops only where ROUGE-L would drop it too (identical tokens score 1.0), unless
-    ``drop_exact_duplicates`` extends it to texts ROUGE-L cannot see; so by default every decision is
-    rouge-score's.
-    """
-    exact_by_rouge = rules.lexical_drops(1.0)
-    kept_texts: dict[str, list[int]] = {}
-    kept_by_part: dict[int, list[int]] = {}
-    kept_all: list[int] = []
-    kept = np.zeros(len(batch.items), bool)
-    out = []
-    for j, item in enumerate(batch.items):
-        part = int(batch.parts[j])
-        has_tokens = bool(batch.lengths[j])
-        pool = kept_all if scope_all else kept_by_part.get(part, [])
-        reason, lex, sem = KEPT, None, None
-        if (has_tokens and exact_by_rouge) or rules.drop_exact_duplicates:
-            twin = batch.stored_twin(j)
-            score = 1.0 if has_tokens else 0.0
-            if twin is not None:
-                reason, lex = EXACT, ("entry", twin, score)
-            else:
-                earlier = [i for i in kept_texts.get(item.text, ()) if scope_all or int(batch.parts[i]) == part]
-                if earlier:
-                    reason, lex = EXACT, ("batch", earlier[0], score)
-        if reason == KEPT:
-            best = batch.stored_lexical.get(j)
-            if best is not None:
-                lex = ("entry", best[1], best[0])
-            for i, f in batch.within.get(j, ()):
-                if kept[i] and (scope_all or int(batch.parts[i]) == part) and (lex is None or f > lex[2]):
-                    lex = ("batch", i, f)
-            if lex is not None and rules.lexical_drops(lex[2]):
-                reason = LEXICAL
-        if batch.vectors is not None:
-            sem = _semantic_best(batch, j, pool)
-            if reason == KEPT and sem is not None and rules.semantic_drops(sem[2]):
-                reason = SEMANTIC
-        if reason == KEPT:
-            kept[j] = True
-            kept_texts.setdefault(item.text, []).append(j)
-            kept_by_part.setdefault(part, []).append(j)
-            kept_all.append(j)
-        out.append((reason, lex, sem))
-    return out
+Best = tuple[str, int, float]
+"""("entry" | "batch", entry number or batch index, score)."""
 
 
-def _semantic_best(batch: Judged, j: int, pool: list[int]) -> tuple | None:
-    scores, entries = batch.stored_semantic
-    best = None
-    if entries[j, 0] >= 0:
-        best = ("entry", int(entries[j, 0]), float(scores[j, 0]))
-    if pool:
-        sims = batch.vectors[pool] @ batch.vectors[j]
-        k = int(np.argmax(sims))
-        if best is None or float(sims[k]) > best[2]:
-            best = ("batch", pool[k], float(sims[k]))
-    return best
+@dataclass
+class Slice:
+    """What is known about items ``start .. start + n`` before deciding them."""
+
+    start: int
+    stored_lexical: dict[int, tuple[float, int]]  # item -> (best F, entry) against stored entries
+    # Scored pairs (item, earlier item of the batch, F), sorted by item: with kept items of earlier
+    # slices and with earlier items of this slice (kept or not); all in the item's scope.
+    pair_q: np.ndarray
+    pair_e: np.ndarray
+    pair_f: np.ndarray
+    semantic: list[Best | None] | None = None  # best stored or earlier-slice match per item
+
+    def __post_init__(self) -> None:
+        order = np.argsort(self.pair_q, kind="stable")
+        self.pair_q, self.pair_e, self.pair_f = self.pair_q[order], self.pair_e[order], self.pair_f[order]
+
+    def pairs_of(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = np.searchsorted(self.pair_q, [j, j + 1])
+        return self.pair_e[lo:hi], self.pair_f[lo:hi]
+
+
+class Decider:
+    """Decides a batch slice by slice, remembering what it kept."""
+
+    def __init__(self, items: list[Item], parts: np.ndarray, lengths: np.ndarray, rules: Rules, scope_all: bool,
+                 stored_twin: Callable[[int], int | None], vectors: np.ndarray | None):
+        self.items, self.parts, self.lengths = items, parts, lengths
+        self.rules, self.scope_all, self.stored_twin, self.vectors = rules, scope_all, stored_twin, vectors
+        self.kept = np.zeros(len(items), bool)
+        self.kept_texts: dict[str, list[int]] = {}
+        self.exact_by_rouge = rules.lexical_drops(1.0)
+        self.out: list[tuple[str, Best | None, Best | None]] = []
+
+    def _in_scope(self, i: int, part: int) -> bool:
+        return self.scope_all or int(self.parts[i]) == part
+
+    def run(self, s: Slice, n: int) -> None:
+        slice_kept: list[int] = []
+        for j in range(s.start, s.start + n):
+            item, part = self.items[j], int(self.parts[j])
+            has_tokens = bool(self.lengths[j])
+            reason, lex, sem = KEPT, None, None
+            if (has_tokens and self.exact_by_rouge) or self.rules.drop_exact_duplicates:
+                twin = self.stored_twin(j)
+                score = 1.0 if has_tokens else 0.0
+                if twin is not None:
+                    reason, lex = EXACT, ("entry", twin, score)
+                else:
+                    earlier = [i for i in self.kept_texts.get(item.text, ()) if self._in_scope(i, part)]
+                    if earlier:
+                        reason, lex = EXACT, ("batch", earlier[0], score)
+            if reason == KEPT:
+                best = s.stored_lexical.get(j)
+                if best is not None:
+                    lex = ("entry", best[1], best[0])
+                es, fs = s.pairs_of(j)
+                if len(es):
+                    live = self.kept[es]
+                    if live.any():
+                        es, fs = es[live], fs[live]
+                        top = fs.max()
+                        if lex is None or top > lex[2]:
+                            lex = ("batch", int(es[fs == top].min()), float(top))
+                if lex is not None and self.rules.lexical_drops(lex[2]):
+                    reason = LEXICAL
+            if s.semantic is not None:
+                sem = self._semantic(s.semantic[j - s.start], j, [i for i in slice_kept if self._in_scope(i, part)])
+                if reason == KEPT and sem is not None and self.rules.semantic_drops(sem[2]):
+                    reason = SEMANTIC
+            if reason == KEPT:
+                self.kept[j] = True
+                self.kept_texts.setdefault(item.text, []).append(j)
+                slice_kept.append(j)
+            self.out.append((reason, lex, sem))
+
+    def _semantic(self, best: Best | None, j: int, pool: list[int]) -> Best | None:
+        if pool:
+            sims = self.vectors[pool] @ self.vectors[j]
+            k = int(np.argmax(sims))
+            if best is None or float(sims[k]) > best[2]:
+                best = ("batch", pool[k], float(sims[k]))
+        return best

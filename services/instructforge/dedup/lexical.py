@@ -110,6 +110,7 @@ class LexicalIndex:
         self._next_rebuild = _FIRST_REBUILD
         self._need_table = np.zeros(0, np.int32)
         self.partitioned = False  # set once an entry outside partition 0 exists
+        self.labels: list[int] = []  # overlays: the batch position of each entry
         self.stats = LexicalStats()
 
     def __len__(self) -> int:
@@ -150,8 +151,19 @@ class LexicalIndex:
         )
 
     # ------------------------------------------------------------------ checking
-    def check(self, batch: Prepared, scope_all: bool) -> tuple[Scored, Scored]:
-        """Score a batch against the index and against itself (earlier items only).
+    def overlay(self) -> LexicalIndex:
+        """An empty index that accepts batches prepared by this one (same element ranks, never re-ranked).
+
+        Judging a large batch keeps its already-kept items in one, with ``labels`` naming their batch
+        positions; its work counts in this index's stats.
+        """
+        out = LexicalIndex(self.vocab, self.threshold, self.comparison, self.workers)
+        out._rank, out._need_table, out.stats = self._rank, self._need_table, self.stats
+        out._next_rebuild = 2**62
+        return out
+
+    def check(self, batch: Prepared, scope_all: bool, within: bool = True) -> tuple[Scored, Scored]:
+        """Score a batch against the index and (``within``) against itself (earlier items only).
 
         Returns ``(against_index, within_batch)``; every pair that can reach the threshold is in them
         with its exact rouge-score F and drop flag (pairs that cannot were skipped by the bounds).
@@ -170,6 +182,9 @@ class LexicalIndex:
         lcs_started = time.perf_counter()
         against_index = self._score(batch.seqs, self.seqs, batch.lengths[cq], self.lengths.view[ce].astype(np.int64), cq, ce)
         lcs_seconds = time.perf_counter() - lcs_started
+        if not within:
+            self.stats.add(scanned, len(cq), lcs_seconds, time.perf_counter() - started)
+            return against_index, Scored.empty()
         bq, bi, be, bj = self_join(batch.pq, batch.pp, batch.pe)
         a, b = batch.lengths[bq], batch.lengths[be]
         need = self._need(a + b)
@@ -208,16 +223,18 @@ class LexicalIndex:
         return Scored(cq, ce, f, np.asarray(rouge.drops(f, self.threshold, self.comparison)))
 
     # ------------------------------------------------------------------ inserting
-    def add(self, batch: Prepared, which: np.ndarray, parts: np.ndarray | None = None) -> np.ndarray:
+    def add(self, batch: Prepared, which: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Append batch items ``which`` (in that order); returns their entry numbers."""
         which = np.asarray(which, np.int64)
+        if labels is not None:
+            self.labels.extend(np.asarray(labels).tolist())
         first = len(self.seqs)
         entry_of = np.full(len(batch.seqs), -1, np.int64)
         entry_of[which] = np.arange(first, first + len(which))
         self.seqs.extend(_pick(batch.seqs, which))
         self.lengths.extend(batch.lengths[which])
         self.sigs.extend(batch.sig[which])
-        new_parts = batch.parts[which] if parts is None else np.asarray(parts)
+        new_parts = batch.parts[which]
         self.parts.extend(new_parts)
         self.partitioned = self.partitioned or bool(np.any(new_parts != 0))
         for k in which.tolist():

@@ -214,11 +214,12 @@ class CollectionManager:
     ) -> list[Verdict]:
         """Judge an ordered batch and insert what is kept; a repeated ``request_id`` gets the first answer."""
         h = self._handle(name)
+        vectors = h.coll.embed_items(items)  # before taking the lock: it needs nothing stored
         with h.coll.lock.write():
             self._alive(h, name)
             if request_id and request_id in h.coll.requests:
                 return h.coll.expand(h.coll.requests[request_id])
-            verdicts, record = h.coll.judge(items, h.coll.scope_all(scope), writer=True)
+            verdicts, record = h.coll.judge(items, h.coll.scope_all(scope), writer=True, vectors=vectors)
             if request_id:
                 record.request_id, record.results = request_id, h.coll.compact(verdicts)
             self._commit(h, record)
@@ -227,9 +228,10 @@ class CollectionManager:
 
     def check(self, name: str, items: list[Item], scope: str | None = None) -> list[Verdict]:
         h = self._handle(name)
+        vectors = h.coll.embed_items(items)
         with h.coll.lock.read():
             self._alive(h, name)
-            verdicts, _ = h.coll.judge(items, h.coll.scope_all(scope), writer=False)
+            verdicts, _ = h.coll.judge(items, h.coll.scope_all(scope), writer=False, vectors=vectors)
         self._count(h, verdicts, prefix="check_")
         return verdicts
 

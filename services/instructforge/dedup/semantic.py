@@ -14,6 +14,7 @@ Vectors are float32 rows of unit length; scores are cosine similarities.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from instructforge.dedup.buffers import GrowArray
 from instructforge.runtime.errors import InvalidArgument
 
 FLAT, IVF, HNSW = "flat", "ivf", "hnsw"
+_DIRECT_MAP_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ class VectorIndex:
 
     def _direct_map(self) -> None:
         if self.kind == IVF and not self.index.direct_map.type:
-            self.index.make_direct_map()  # kept up to date by later adds
+            with _DIRECT_MAP_LOCK:  # readers may get here together
+                if not self.index.direct_map.type:
+                    self.index.make_direct_map()  # kept up to date by later adds
 
     def vectors(self) -> np.ndarray:
         self._direct_map()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from instructforge.client import DedupClient
 from instructforge.dedup.v1 import dedup_pb2 as pb
@@ -35,7 +35,7 @@ class ShardedDedupClient:
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.clients.values()))
 
-    async def __aenter__(self) -> ShardedDedupClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
