@@ -7,11 +7,12 @@ replaying the stage. A stage interrupted midway is replayed from the journal (se
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -72,9 +73,23 @@ class RunContext:
         base = re.sub(r"[^a-z0-9._-]+", "-", self.run_id.lower()).strip("-._") or "run"
         return f"{base[:100]}.{purpose}"
 
+    def call_seed(self, request: GenerationRequest) -> int:
+        """A seed of the call's own, from the recipe seed and the call's key without the run id.
+
+        Two calls of one run that happen to carry the same prompt (two enrich rounds of one node, say)
+        are two samples, as in the published methods; without a seed of their own the gateway's
+        content-addressed cache would rightly answer the second with the first's text. The seed
+        leaves out the run id, so a re-run of the recipe makes the same calls (and hits the cache).
+        """
+        identity = request.idempotency_key.partition("/")[2]
+        base = request.sampling.seed if request.sampling.seed is not None else self.state.recipe.seed
+        digest = hashlib.sha256(f"{base}/{identity}".encode()).digest()
+        return int.from_bytes(digest[:6], "big")
+
     async def complete(self, request: GenerationRequest, stats: StageStats) -> Completion:
         """One LLM call, counted; a permanently rejected one is a counted drop with no samples."""
         stats.calls += 1
+        request = replace(request, sampling=replace(request.sampling, seed=self.call_seed(request)))
         try:
             return await self.generator.generate(request)
         except PermanentError:

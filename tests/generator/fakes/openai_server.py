@@ -15,6 +15,7 @@ import asyncio
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `fakes` importable
@@ -82,8 +83,11 @@ class FakeOpenAI(ProviderFake):
     """OpenAI on loopback, with fault injection and a log of every call."""
 
     def __init__(self, faults: FaultPlan | None = None, *, api_key: str | None = None, instant: bool = False,
-                 models: tuple[str, ...] = ("gpt-fake",), delay: float = 0.0):
+                 models: tuple[str, ...] = ("gpt-fake",), delay: float = 0.0,
+                 responder: Callable[[str, dict, int], str] | None = None):
+        """`responder(prompt, body, sample_index)` writes the answers (default: text naming the call)."""
         super().__init__(faults)
+        self.responder = responder
         self.api_key = api_key
         self.instant = instant
         self.models = models
@@ -145,7 +149,8 @@ class FakeOpenAI(ProviderFake):
         choices = []
         completion_tokens = 0
         for i in range(n):
-            text = f"reply {call.serial}.{i} to {content}: {FILLER}"
+            text = (self.responder(content, body, i) if self.responder is not None
+                    else f"reply {call.serial}.{i} to {content}: {FILLER}")
             text, finish = apply_limits(text, body.get("max_tokens") or body.get("max_completion_tokens"),
                                         _stops(body.get("stop")))
             completion_tokens += len(words(text))

@@ -1,0 +1,71 @@
+"""An OpenAI-compatible loopback server that answers pipeline prompts in their expected layouts.
+
+It is the gateway's fake OpenAI (the real wire protocol, errors included) with a responder that
+writes Self-Instruct and Explore-Instruct answers like a model would, and now and then badly: cut
+off mid-item, unparseable, or empty. Answers depend only on the prompt and the seed, so an
+interrupted run and an uninterrupted one get the same answers for the same calls. `hold()` makes it
+stop answering (requests hang), so a test can kill a run at a moment when every answer it sent has
+been received, and count a later identical request as a call paid twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generator"))
+
+from fakes.httpserver import Request  # noqa: E402
+from fakes.openai_server import FakeOpenAI  # noqa: E402
+from pipeline_fakes import FakeLLM  # noqa: E402
+
+
+def _bad_answer(prompt: str, body: dict, kind: int) -> str | None:
+    """Every few prompts get a bad answer instead: a truncated, unparseable or empty one."""
+    digest = int(hashlib.sha256(f"{prompt}|{body.get('seed')}".encode()).hexdigest()[:8], 16)
+    if digest % 11 == 0:
+        return ""
+    if digest % 11 == 1:
+        return "Sure! Here are some ideas:\n- one\n- two\n(no layout at all)"
+    return None
+
+
+class LayoutOpenAI(FakeOpenAI):
+    def __init__(self, **kwargs):
+        self._llm = FakeLLM()
+        super().__init__(responder=self._respond, **kwargs)
+        self._held = False
+        # Once this many generations were answered, leave the rest unanswered (see `hold`).
+        self.hold_after: int | None = None
+        self.held_count = 0
+
+    def _respond(self, prompt: str, body: dict, index: int) -> str:
+        bad = _bad_answer(prompt, body, index)
+        if bad is not None:
+            return bad
+        text = self._llm.answer(prompt, salt=f"{body.get('seed')}/{index}")
+        digest = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16)
+        if digest % 7 == 0:  # cut off in the middle of the last item
+            text = text[: max(1, int(len(text) * 0.8))]
+        return text
+
+    def hold(self) -> None:
+        """From now on, leave every generation request unanswered."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held, self.hold_after = False, None
+
+    def handle(self, request: Request):
+        if self.hold_after is not None and len(self.log.calls) >= self.hold_after:
+            self._held = True
+        if self._held and request.method == "POST":
+            self.held_count += 1
+            return asyncio.Event().wait()  # never answered; the killed client closes the connection
+        return super().handle(request)
+
+    def completed_tags(self) -> list[str]:
+        """The prompt+seed of every generation answered, in order."""
+        return [call.tag for call in self.log.calls]
