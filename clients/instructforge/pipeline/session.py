@@ -53,7 +53,12 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
 
             # Loopback only, no auth or TLS: nothing outside this process can reach them.
             overrides = {"state_dir": run_folder / "services", "auth_tokens": [], "tls": {}, "host": "127.0.0.1"}
-            per_service = {"generator": {"models": [llm.route]}} if llm.route is not None else {}
+            per_service = {}
+            if llm.route is not None:
+                # The embedded gateway lets through as many calls as the recipe keeps in flight.
+                route = {**llm.route, "deployments": [{"max_concurrency": recipe.concurrency, **d}
+                                                      for d in llm.route["deployments"]]}
+                per_service["generator"] = {"models": [route]}
             running = await stack.enter_async_context(
                 embedded_services(missing, overrides=overrides, per_service=per_service))
             for name, server in running.items():
