@@ -40,16 +40,19 @@ class Limited(LayoutOpenAI):
     def __init__(self, latency, limit):
         super().__init__()
         self.latency, self.slots, self.peak, self.inside = latency, asyncio.Semaphore(limit), 0, 0
+        self.spans = []
     def handle(self, request):
         reply = super().handle(request)
         if request.method != "POST":
             return reply
         async def later():
+            arrived = asyncio.get_running_loop().time()
             async with self.slots:
                 self.inside += 1
                 self.peak = max(self.peak, self.inside)
                 await asyncio.sleep(self.latency)
                 self.inside -= 1
+            self.spans.append((arrived, asyncio.get_running_loop().time()))
             return reply
         return later()
 
@@ -59,6 +62,15 @@ async def main():
     print(fake.url, flush=True)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     print(f"{len(fake.log.calls)} {fake.peak}", flush=True)
+    if fake.spans:
+        t0 = min(a for a, _ in fake.spans)
+        end = max(b for _, b in fake.spans)
+        buckets = []
+        t = t0
+        while t < end:
+            buckets.append(sum(1 for a, b in fake.spans if a <= t < b))
+            t += 0.25
+        print(" ".join(map(str, buckets)), flush=True)
 
 asyncio.run(main())
 '''
@@ -109,6 +121,7 @@ def main() -> int:
     fake.stdin.write("done\n")
     fake.stdin.flush()
     calls, peak = (int(x) for x in fake.stdout.readline().split())
+    timeline = fake.stdout.readline().strip()
     fake.wait(10)
     if run.returncode != 0:
         print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
@@ -132,6 +145,7 @@ def main() -> int:
     print(f"whole run                {wall:.2f} s wall (ideal {ideal_run:.2f} s with {levels} sequential tree "
           f"levels) -> {ideal_run / wall * 100:.1f}% of ideal, start-up included")
     print(f"client CPU               {cpu:.2f} s ({cpu / wall * 100:.0f}% of one core over the run)")
+    print(f"calls at the fake, every 0.25 s: {timeline}")
     print(f"client peak memory       {usage.ru_maxrss / 1024:,.0f} MiB (largest child process, RSS)")
     return 0
 
