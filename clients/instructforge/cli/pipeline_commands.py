@@ -55,7 +55,8 @@ async def _execute(state) -> int:
             print(f"run {state.run_id} in {state.folder}; LLM: {session.llm.description}{embedded}", flush=True)
             with progress_for() as progress:
                 result = await runner.execute(state, session.generator, session.novelty, None,
-                                              reporter=progress, model=session.llm.model)
+                                              verifier=session.verifier, reporter=progress,
+                                              model=session.llm.model)
     except RunInterrupted as stopped:
         return _error(f"{stopped}\nthe run's state is saved; carry on with: iforge resume {state.folder}",
                       EXIT_RESUMABLE)

@@ -1,7 +1,8 @@
 """The pipeline's service interfaces bound to the real services over gRPC.
 
-Stages are written against small protocols (`protocols.Generator`, `protocols.NoveltyFilter`);
-this module implements them with the typed clients, so a stage never sees protobuf or gRPC. Errors
+Stages are written against small protocols (`protocols.Generator`, `protocols.NoveltyFilter`,
+`protocols.CodeExecutor`); this module implements them with the typed clients, so a stage never sees
+gRPC (nor protobuf, except the verify stage, which builds the verifier's `v1` requests itself). Errors
 are sorted the way the run needs them: what may succeed later (unavailable, rate limited, deadline)
 becomes `TransientError`, so the run stops resumable after its bounded retries; what never will
 (bad request, content policy) becomes `PermanentError`, recorded as a drop.
@@ -9,9 +10,10 @@ becomes `TransientError`, so the run stops resumable after its bounded retries; 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
-from instructforge.client import ApiError, DedupClient, GeneratorClient
+from instructforge.client import ApiError, DedupClient, GeneratorClient, VerifierClient
 from instructforge.dedup.v1 import dedup_pb2 as dd
 from instructforge.generator.v1 import generator_pb2 as gen
 from instructforge.pipeline.protocols import (
@@ -26,6 +28,7 @@ from instructforge.pipeline.protocols import (
     Scope,
     TransientError,
 )
+from instructforge.verifier.v1 import verifier_pb2 as vf
 
 _ROLES = {"system": gen.ROLE_SYSTEM, "user": gen.ROLE_USER, "assistant": gen.ROLE_ASSISTANT}
 _FINISH = {
@@ -131,3 +134,46 @@ class DedupNoveltyFilter:
             )
             for result in reply.results
         ]
+
+
+class VerifierExecutor:
+    """`protocols.CodeExecutor` through the verifier's unary Execute, at most `in_flight` at once.
+
+    Unary calls keep each execution's failure and retry its own (a broken stream would fail all of
+    them). The bound defaults to twice the verifier's capacity (`GetSandboxInfo`, asked once): every
+    sandbox has its next program already waiting, and the verifier's queue never overflows into
+    RESOURCE_EXHAUSTED because of this run alone.
+    """
+
+    def __init__(self, client: VerifierClient, *, in_flight: int | None = None):
+        self._client = client
+        self._in_flight = in_flight
+        self._slots: asyncio.Semaphore | None = None
+        self._sizing = asyncio.Lock()
+
+    @property
+    def in_flight(self) -> int | None:
+        """The bound on executions at once; None until the first execution asked the verifier."""
+        return self._in_flight
+
+    async def _gate(self) -> asyncio.Semaphore:
+        async with self._sizing:
+            if self._slots is None:
+                if self._in_flight is None:
+                    try:
+                        info = await self._client.get_sandbox_info(vf.GetSandboxInfoRequest())
+                    except ApiError as error:
+                        raise _sorted_error(error, "asking the verifier for its capacity") from None
+                    self._in_flight = 2 * max(1, info.capacity)
+                self._slots = asyncio.Semaphore(self._in_flight)
+        return self._slots
+
+    async def execute(self, request: vf.ExecuteRequest) -> vf.ExecuteResponse:
+        # The client's deadline covers waiting for a sandbox and a default-limit run; a longer time
+        # limit asked for lengthens it, or the call would be cut off before the program is.
+        timeout = self._client.timeout + request.limits.timeout_ms / 1000
+        async with await self._gate():
+            try:
+                return await self._client.execute(request, timeout=timeout)
+            except ApiError as error:
+                raise _sorted_error(error, f"execution {request.request_id}") from None

@@ -13,9 +13,10 @@ import hashlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from instructforge.pipeline.protocols import (
+    CodeExecutor,
     CollectionSpec,
     Completion,
     GenerationRequest,
@@ -31,7 +32,13 @@ from instructforge.pipeline.protocols import (
 )
 from instructforge.pipeline.state import RunState
 
+if TYPE_CHECKING:
+    from instructforge.verifier.v1 import verifier_pb2 as vf
+
 T = TypeVar("T")
+# Program output kept in the journal per execution (the verdict never needs more; a run of many
+# thousand records would otherwise store up to the verifier's capture cap for each).
+JOURNALED_OUTPUT_CHARS = 2000
 
 
 class RunInterrupted(RuntimeError):
@@ -130,3 +137,48 @@ class JournaledSimilarity:
         scores = await self._retry.run(f"similarity {key}", lambda: self.inner.similarity(reference, candidates))
         self.state.put_answer(key, [[s.rouge_l, s.cosine] for s in scores])
         return scores
+
+
+class JournaledExecutor:
+    """Executions keyed by request id: a resumed run replays a judged record instead of running it again.
+
+    What is journaled (output trimmed to `JOURNALED_OUTPUT_CHARS`) is also what the stage gets the
+    first time, so a replayed verdict is the same verdict. A rejected request is journaled too, and
+    replayed as the same `PermanentError`.
+    """
+
+    def __init__(self, inner: CodeExecutor, state: RunState, *, retries: int = 3, backoff_s: float = 2.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.inner, self.state = inner, state
+        self._retry = Retrying(retries, backoff_s, sleep)
+        self.made = self.replayed = 0
+
+    async def execute(self, request: vf.ExecuteRequest) -> vf.ExecuteResponse:
+        key = request.request_id
+        if not key:
+            raise ValueError("a journaled execution needs a request id")
+        stored = self.state.get_execution(key)
+        if stored is not None:
+            self.replayed += 1
+            if isinstance(stored, str):
+                raise PermanentError(stored)
+            return stored
+        try:
+            response = await self._retry.run(f"execution {key}", lambda: self.inner.execute(request))
+        except PermanentError as e:
+            self.state.put_execution(key, str(e) or type(e).__name__)
+            raise
+        response = _trimmed(response)
+        self.state.put_execution(key, response)
+        self.made += 1
+        return response
+
+
+def _trimmed(response: vf.ExecuteResponse) -> vf.ExecuteResponse:
+    trimmed = type(response)()
+    trimmed.CopyFrom(response)
+    trimmed.stdout = response.stdout[:JOURNALED_OUTPUT_CHARS]
+    trimmed.stderr = response.stderr[:JOURNALED_OUTPUT_CHARS]
+    for test in trimmed.test_results:
+        test.stdout = test.stdout[:JOURNALED_OUTPUT_CHARS]
+    return trimmed

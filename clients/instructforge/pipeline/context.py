@@ -16,9 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from instructforge.pipeline.calls import JournaledGenerator, JournaledNovelty, JournaledSimilarity
+from instructforge.pipeline.calls import (
+    JournaledExecutor,
+    JournaledGenerator,
+    JournaledNovelty,
+    JournaledSimilarity,
+)
 from instructforge.pipeline.protocols import (
     NO_COMPLETION,
+    CodeExecutor,
     Completion,
     GenerationRequest,
     Generator,
@@ -41,14 +47,15 @@ class RunContext:
     generator: Generator
     novelty: NoveltyFilter
     similarity: SimilarityScorer | None = None
+    verifier: CodeExecutor | None = None
     reporter: Reporter = field(default_factory=NullReporter)
     model: str = "default"
     stats: list[StageStats] = field(default_factory=list)
 
     @classmethod
     def journaled(cls, state: RunState, generator: Generator, novelty: NoveltyFilter,
-                  similarity: SimilarityScorer | None = None, *, reporter: Reporter | None = None,
-                  model: str | None = None) -> RunContext:
+                  similarity: SimilarityScorer | None = None, *, verifier: CodeExecutor | None = None,
+                  reporter: Reporter | None = None, model: str | None = None) -> RunContext:
         """Services wrapped so that a resumed run replays what this run already received."""
         recipe = state.recipe
         bounds = {"retries": recipe.call_retries, "backoff_s": recipe.retry_backoff_s}
@@ -57,6 +64,7 @@ class RunContext:
             generator=JournaledGenerator(generator, state, concurrency=recipe.concurrency, **bounds),
             novelty=JournaledNovelty(novelty, state, **bounds),
             similarity=JournaledSimilarity(similarity, state, "similarity", **bounds) if similarity else None,
+            verifier=JournaledExecutor(verifier, state, **bounds) if verifier else None,
             reporter=reporter or NullReporter(),
             model=model or recipe.model or "default",
         )

@@ -71,6 +71,11 @@ def _plan_self_instruct(recipe: SelfInstructRecipe, plan: Plan) -> None:
     target = g.num_instructions_to_generate
     if recipe.stages.uniqueness.enabled:
         plan.stages.append(StagePlan("uniqueness", f"embedding cosine ≥ {recipe.stages.uniqueness.threshold} dropped"))
+    if (v := recipe.stages.verify).enabled:
+        limit = f"{v.timeout_ms:,} ms" if v.timeout_ms else "the verifier's default time limit"
+        keep = "failing ones dropped" if v.keep == "passed" else "every record kept, verdict recorded"
+        plan.stages.append(StagePlan("verify", f"code in {v.code_field} run against {v.test_form} tests from "
+                                     f"{v.tests_field} in the verifier ({limit}); {keep}"))
     if (sc := recipe.stages.self_consistency).enabled:
         plan.stages.append(StagePlan("self_consistency", f"{sc.num_trials} back-translations per instruction, "
                                      f"keep when best {sc.metric} ≥ {sc.threshold}",

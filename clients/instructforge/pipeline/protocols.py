@@ -1,8 +1,9 @@
-"""The two services a recipe needs, as small async interfaces.
+"""The services a recipe needs, as small async interfaces.
 
 Stage logic is written against these, not against gRPC, so it runs unchanged over the generator
-gateway and the dedup service (bound in a thin adapter), or over in-process fakes in unit tests.
-The value types mirror the protos (`generator/v1`, `dedup/v1`) field for field where they overlap.
+gateway, the dedup service and the verifier (bound in a thin adapter), or over in-process fakes in
+unit tests. The value types mirror the protos (`generator/v1`, `dedup/v1`) field for field where they
+overlap; the verifier's requests and responses are its `verifier/v1` messages themselves.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from instructforge.verifier.v1 import verifier_pb2
 
 
 class FinishReason(StrEnum):
@@ -152,3 +156,10 @@ class Similarity:
 class SimilarityScorer(Protocol):
     async def similarity(self, reference: str, candidates: Sequence[str]) -> list[Similarity]:
         """ROUGE-L F (and embedding cosine where available) of each candidate against `reference`."""
+
+
+@runtime_checkable
+class CodeExecutor(Protocol):
+    async def execute(self, request: verifier_pb2.ExecuteRequest) -> verifier_pb2.ExecuteResponse:
+        """Run a program against its tests. The program's own failures are outcomes in the response;
+        raises `TransientError` (busy, unavailable: retry later) or `PermanentError` (rejected request)."""

@@ -49,6 +49,7 @@ class ServicesConfig(Strict):
 
     generator: str | None = None
     dedup: str | None = None
+    verifier: str | None = Field(None, description="needed only when a `verify` stage is enabled")
 
 
 class RecipeBase(Strict):
@@ -120,9 +121,31 @@ class SelfConsistencyConfig(Strict):
         temperature=0.2, top_p=0.9, max_tokens=4096, repetition_penalty=1.2, stop=["\n20", "20.", "20 ."]))
 
 
+# Where a record's code and tests may be read from: a record field, or a key path inside meta.
+RECORD_PATH = r"^(instruction|input|output|meta(\.[^.\s]+)+)$"
+
+
+class VerifyConfig(Strict):
+    """Run each record's code answer against its tests in the verifier; keep what passes (`keep: all`
+    keeps every record and only records the verdict in `meta.verify`)."""
+
+    enabled: bool = False
+    code_field: str = Field("output", pattern=RECORD_PATH,
+                            description="holds the answer: a [PYTHON]…[/PYTHON] block or a fenced code block")
+    tests_field: str = Field("meta.tests", pattern=RECORD_PATH,
+                             description="holds the tests; when absent, asserts after 'Your code should pass "
+                             "these tests:' in the instruction are used")
+    test_form: Literal["auto", "humaneval", "mbpp", "asserts", "stdio"] = Field(
+        "auto", description="how to read the tests; auto tells the forms apart by their shape")
+    timeout_ms: int | None = Field(None, ge=100, le=3_600_000,
+                                   description="wall-clock limit per execution; unset: the verifier's default")
+    keep: Literal["passed", "all"] = "passed"
+
+
 class SelfInstructStages(Strict):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     uniqueness: UniquenessConfig = Field(default_factory=UniquenessConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     self_consistency: SelfConsistencyConfig = Field(default_factory=SelfConsistencyConfig)
 
 

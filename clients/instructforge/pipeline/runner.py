@@ -15,7 +15,7 @@ from typing import Any
 
 from instructforge.pipeline.context import RunContext
 from instructforge.pipeline.explore_instruct import run_explore_instruct
-from instructforge.pipeline.protocols import Generator, NoveltyFilter, SimilarityScorer
+from instructforge.pipeline.protocols import CodeExecutor, Generator, NoveltyFilter, SimilarityScorer
 from instructforge.pipeline.records import Record
 from instructforge.pipeline.report.html import write_report
 from instructforge.pipeline.self_instruct import run_self_instruct
@@ -33,10 +33,12 @@ class RunResult:
 
 
 async def execute(state: RunState, generator: Generator, novelty: NoveltyFilter,
-                  similarity: SimilarityScorer | None = None, *, reporter: Reporter | None = None,
-                  model: str | None = None) -> RunResult:
-    """Run (or resume) every stage of the run's recipe; writes dataset.jsonl, summary.json, report.html."""
-    ctx = RunContext.journaled(state, generator, novelty, similarity, reporter=reporter, model=model)
+                  similarity: SimilarityScorer | None = None, *, verifier: CodeExecutor | None = None,
+                  reporter: Reporter | None = None, model: str | None = None) -> RunResult:
+    """Run (or resume) every stage of the run's recipe; writes dataset.jsonl, summary.json, report.html.
+    `verifier` is needed only by a recipe whose `verify` stage is enabled."""
+    ctx = RunContext.journaled(state, generator, novelty, similarity, verifier=verifier, reporter=reporter,
+                               model=model)
     runner = run_self_instruct if state.recipe.recipe == "self_instruct" else run_explore_instruct
     records = await runner(ctx)
     summary = summarize(state, len(records))

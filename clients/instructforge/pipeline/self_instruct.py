@@ -1,4 +1,5 @@
-"""The Self-Instruct recipe: bootstrap, then optional semantic uniqueness and self-consistency.
+"""The Self-Instruct recipe: bootstrap, then optional semantic uniqueness, code verification and
+self-consistency (verification first: running tests is cheaper than back-translating).
 
 `generate` follows the HF-hub variant (§4.3) and, with `preset: alpaca`, its ancestor (§4.7): batches
 of prompts with seed (and, once there are enough, machine-made) demonstrations; parse; heuristic
@@ -30,6 +31,7 @@ from instructforge.pipeline.recipe import SelfInstructRecipe
 from instructforge.pipeline.records import Record
 from instructforge.pipeline.seed_tasks import SeedTask, load_seed_tasks
 from instructforge.pipeline.stats import StageStats
+from instructforge.pipeline.verify import verify_stage
 
 
 def _demo(item: SeedTask | Record) -> prompts.Demo:
@@ -210,6 +212,9 @@ async def run_self_instruct(ctx: RunContext) -> list[Record]:
     records = await ctx.stage("generate", lambda s: generate_stage(ctx, recipe, seeds, s), save_records, load_records)
     if recipe.stages.uniqueness.enabled:
         records = await ctx.stage("uniqueness", lambda s: uniqueness_stage(ctx, recipe, records, s),
+                                  save_records, load_records)
+    if recipe.stages.verify.enabled:
+        records = await ctx.stage("verify", lambda s: verify_stage(ctx, recipe.stages.verify, records, s),
                                   save_records, load_records)
     if recipe.stages.self_consistency.enabled:
         records = await ctx.stage("self_consistency",

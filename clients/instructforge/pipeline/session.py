@@ -1,10 +1,11 @@
 """Connects a run to its services: the user's, where addresses are given, else embedded ones.
 
-An address comes from the recipe (`services.generator`, `services.dedup`) or the environment
-(`IFORGE_GENERATOR_ADDRESS`, `IFORGE_DEDUP_ADDRESS`; `IFORGE_TOKEN` for a bearer token). A service
-with no address is started in this process on a free loopback port, its state kept inside the run
-folder (`<run>/services/`), so `iforge resume` finds the gateway's cache and the dedup collections
-the interrupted run left, and pays for nothing twice.
+An address comes from the recipe (`services.generator`, `services.dedup`, `services.verifier`) or
+the environment (`IFORGE_GENERATOR_ADDRESS`, `IFORGE_DEDUP_ADDRESS`, `IFORGE_VERIFIER_ADDRESS`;
+`IFORGE_TOKEN` for a bearer token). A service with no address is started in this process on a free
+loopback port, its state kept inside the run folder (`<run>/services/`), so `iforge resume` finds the
+gateway's cache and the dedup collections the interrupted run left, and pays for nothing twice. The
+verifier is connected (or embedded) only for a recipe with an enabled `verify` stage.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from instructforge.client import DedupClient, GeneratorClient
-from instructforge.pipeline.bindings import DedupNoveltyFilter, GatewayGenerator
+from instructforge.client import DedupClient, GeneratorClient, VerifierClient
+from instructforge.pipeline.bindings import DedupNoveltyFilter, GatewayGenerator, VerifierExecutor
 from instructforge.pipeline.llm import LlmChoice, select_llm
 from instructforge.pipeline.recipe import RecipeBase
 
@@ -29,13 +30,25 @@ class Session:
     # Where each service answered, and whether it was embedded.
     endpoints: dict[str, str]
     embedded: tuple[str, ...]
+    # Only for a recipe that verifies code (see `needs_verifier`).
+    verifier: VerifierExecutor | None = None
+
+
+def needs_verifier(recipe: RecipeBase) -> bool:
+    """A verifier holds a pool of sandboxes: connect (or embed) one only for a recipe that runs code."""
+    verify = getattr(getattr(recipe, "stages", None), "verify", None)
+    return bool(verify is not None and verify.enabled)
 
 
 def service_addresses(recipe: RecipeBase, env: Mapping[str, str]) -> dict[str, str | None]:
-    return {
+    """The address of every service the recipe uses; None for one to embed."""
+    addresses = {
         "generator": recipe.services.generator or env.get("IFORGE_GENERATOR_ADDRESS") or None,
         "dedup": recipe.services.dedup or env.get("IFORGE_DEDUP_ADDRESS") or None,
     }
+    if needs_verifier(recipe):
+        addresses["verifier"] = recipe.services.verifier or env.get("IFORGE_VERIFIER_ADDRESS") or None
+    return addresses
 
 
 @asynccontextmanager
@@ -67,5 +80,9 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
             GeneratorClient.connect(addresses["generator"], token=None if "generator" in missing else token))
         dedup = await stack.enter_async_context(
             DedupClient.connect(addresses["dedup"], token=None if "dedup" in missing else token))
+        verifier = None
+        if "verifier" in addresses:
+            verifier = VerifierExecutor(await stack.enter_async_context(
+                VerifierClient.connect(addresses["verifier"], token=None if "verifier" in missing else token)))
         yield Session(GatewayGenerator(generator), DedupNoveltyFilter(dedup), llm,
-                      {k: v for k, v in addresses.items() if v}, missing)
+                      {k: v for k, v in addresses.items() if v}, missing, verifier)

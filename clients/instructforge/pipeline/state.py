@@ -1,9 +1,9 @@
 """A run folder: the recipe, a SQLite journal of every outside call, stage checkpoints, records.
 
 Resuming is replaying: stage logic is deterministic given the answers it gets, and every answer it
-ever got (LLM completions by idempotency key, dedup verdicts by request id) is in the journal, so a
-resumed run rebuilds exactly the state the crashed one had and asks the services only for what it
-never received. Keys are `run id / stage / subject / attempt`, also sent to the services, which answer
+ever got (LLM completions by idempotency key, dedup verdicts and executions by request id) is in the
+journal, so a resumed run rebuilds exactly the state the crashed one had and asks the services only
+for what it never received. Keys are `run id / stage / subject / attempt`, also sent to the services, which answer
 a repeated key from their own store: a call whose answer was lost in a crash is not paid twice.
 
 Layout: `recipe.yaml`, `run.json`, `state.sqlite`, `checkpoints/`, and the outputs (`dataset.jsonl`,
@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from google.protobuf import json_format
 
 from instructforge.pipeline.protocols import Completion, FinishReason, NoveltyVerdict
 from instructforge.pipeline.recipe import ExploreInstructRecipe, SelfInstructRecipe, parse_recipe
 from instructforge.pipeline.records import Record
 from instructforge.pipeline.stats import StageStats
+from instructforge.verifier.v1 import verifier_pb2 as vf
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS calls (
   key TEXT PRIMARY KEY, stage TEXT NOT NULL, texts TEXT NOT NULL, finish_reasons TEXT NOT NULL,
   prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL,
   cache_hit INTEGER NOT NULL, model TEXT NOT NULL, error TEXT, created REAL NOT NULL);
--- dedup verdicts by request id, similarity scores by key: any non-LLM answer worth not asking twice
+-- dedup verdicts and executions by request id, similarity scores by key: any non-LLM answer worth not
+-- asking twice
 CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, stage TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stages (
   name TEXT PRIMARY KEY, status TEXT NOT NULL, started REAL, finished REAL, stats TEXT);
@@ -146,6 +149,23 @@ class RunState:
     def put_verdicts(self, request_id: str, verdicts: Iterable[NoveltyVerdict]) -> None:
         self.put_answer(request_id, [{"id": v.id, "kept": v.kept, "reason": v.reason, "max_rouge_l": v.max_rouge_l,
                                       "max_cosine": v.max_cosine, "best_match": v.best_match} for v in verdicts])
+
+    def get_execution(self, request_id: str) -> vf.ExecuteResponse | str | None:
+        """A journaled execution: the verifier's response, the error text of a request it rejected, or
+        None when it was never answered."""
+        body = self.get_answer(request_id)
+        if body is None:
+            return None
+        if "error" in body:
+            return str(body["error"])
+        return json_format.ParseDict(body["response"], vf.ExecuteResponse())
+
+    def put_execution(self, request_id: str, answer: vf.ExecuteResponse | str) -> None:
+        if isinstance(answer, str):
+            self.put_answer(request_id, {"error": answer})
+        else:
+            body = json_format.MessageToDict(answer, preserving_proto_field_name=True)
+            self.put_answer(request_id, {"response": body})
 
     # --- stages --------------------------------------------------------------------------------------
 
