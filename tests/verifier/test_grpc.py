@@ -149,21 +149,3 @@ def test_stdio_round_trips_through_the_proto():
     assert msg.stdio.cases[0] == pb.StdioCase(stdin=req.tests.cases[0].stdin,
                                               expected_stdout=req.tests.cases[0].expected_stdout)
     assert isinstance(req.tests.cases[0], StdioCase) and not msg.stdio.exact_match
-
-
-async def test_the_verify_stage_keeps_passing_records_over_grpc(start_service):
-    from instructforge.verifier.server import remote_execute
-    from instructforge.verifier.stage import VerifyStage
-
-    _running, channel, stub = await serve(start_service)
-    records = []
-    for i, p in enumerate(PROBLEMS[:6]):
-        for broken in (False, True):
-            answer = "Here you go:\n[PYTHON]\n" + p.program(broken) + "[/PYTHON]\n"
-            records.append({"id": f"{i}-{broken}", "output": answer,
-                            "test": [[f"{p.name}({a})", e] for a, e in p.tests]})
-    async with channel:
-        stage = VerifyStage(remote_execute(stub))
-        out = [item async for item in stage.run(records)]
-    assert [keep for _r, keep in out] == [True, False] * 6
-    assert out[0][0]["meta"]["verify"]["isolation"] and stage.kept == 6 and stage.dropped["verdict: failed"] == 6

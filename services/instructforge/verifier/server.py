@@ -18,12 +18,9 @@ import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
 from instructforge.runtime.errors import (
-    DeadlineExceeded,
     FieldViolation,
     InstructForgeError,
-    Internal,
     InvalidArgument,
-    ResourceExhausted,
     Unavailable,
 )
 from instructforge.runtime.metrics import LATENCY_BUCKETS_S, Metrics
@@ -42,7 +39,6 @@ from .models import (
     Status,
     StdioCase,
     StdioTests,
-    TestResult,
 )
 from .settings import VerifierSettings
 from .verifier import Verifier
@@ -166,42 +162,6 @@ def result_to_proto(r: ExecutionResult, isolation: pb.Isolation) -> pb.ExecuteRe
 
 def outcome_of(response: pb.ExecuteResponse) -> Status:
     return _STATUSES[response.outcome]
-
-
-def result_from_proto(r: pb.ExecuteResponse) -> ExecutionResult:
-    """A response as the core's result, for callers written against the core (the verify stage)."""
-    return ExecutionResult(
-        verdict=_STATUSES[r.outcome], message=r.message,
-        tests=tuple(TestResult(t.index, t.name, _STATUSES[t.outcome], t.message, t.wall_time_us / 1000.0, t.stdout)
-                    for t in r.test_results),
-        stdout=r.stdout, stderr=r.stderr, stdout_truncated=r.output_truncated, wall_ms=float(r.wall_time_ms),
-        cpu_ms=float(r.cpu_time_ms), max_rss_kb=r.max_memory_bytes // 1024, exit_code=r.exit_code, signal=r.signal,
-        leftover_processes=r.leftover_process_count, isolation_mode=r.isolation.mode,
-        isolation=tuple(layer.name for layer in r.isolation.layers if layer.active), request_id=r.request_id)
-
-
-def remote_execute(stub: pb_grpc.VerifierServiceStub, timeout_s: float = 120.0):
-    """An ``execute`` coroutine over a remote verifier, for ``VerifyStage`` in a pipeline. gRPC
-    errors come back as the domain errors the stage expects (busy = temporary, bad input = not)."""
-    async def execute(req: ExecuteRequest) -> ExecutionResult:
-        try:
-            return result_from_proto(await stub.Execute(request_to_proto(req), timeout=timeout_s))
-        except grpc.aio.AioRpcError as err:
-            raise _domain_error(err) from None
-
-    return execute
-
-
-def _domain_error(err: grpc.aio.AioRpcError) -> InstructForgeError:
-    code = err.code()
-    text = err.details() or code.name
-    if code is grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument(text, field="request")
-    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return ResourceExhausted(text)
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return DeadlineExceeded(text)
-    return Unavailable(text) if code is grpc.StatusCode.UNAVAILABLE else Internal(text)
 
 
 # --- the servicer -------------------------------------------------------------------------------
