@@ -172,6 +172,7 @@ def test_batches_larger_than_a_slice_are_identical(manager, monkeypatch):
     assert [v.kept for v in verdicts] == novelty_filter(texts, skip_hopeless=True)
 
 
+@pytest.mark.slow
 def test_one_batch_of_near_identical_texts(manager):
     """Thousands of near-duplicates of one text in one call: each is compared with what was kept."""
     texts = [f"Write a poem about the ocean, number {k}" for k in range(6000)]
