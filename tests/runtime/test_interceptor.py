@@ -111,3 +111,39 @@ async def test_max_connection_age_makes_clients_reconnect(start_service):
             if channel.get_state() != grpc.ChannelConnectivity.READY:
                 break
         assert channel.get_state() != grpc.ChannelConnectivity.READY
+
+
+async def test_health_follows_the_services_own_check(tmp_path):
+    """A servicer that cannot work (is_healthy() false) turns gRPC health NOT_SERVING, and back."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    class Flaky(ScriptedTagger):
+        ok = True
+
+        def is_healthy(self) -> bool:
+            return self.ok
+
+    servicer = Flaky()
+
+    async def create(settings, metrics):
+        return servicer
+
+    spec = ServiceSpec("tagger", "instructforge.tagger.v1.TaggerService", TaggerSettings, create,
+                       tagger_pb2_grpc.add_TaggerServiceServicer_to_server)
+    settings = load_settings(TaggerSettings, overrides={"port": 0, "metrics_enabled": False, "state_dir": tmp_path,
+                                                        "health_check_interval_s": 0.05})
+    running = await build_server(spec, settings, Metrics())
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=spec.full_name), timeout=20)
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            servicer.ok = False
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            overall = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert overall.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            servicer.ok = True
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
+    finally:
+        await running.stop()

@@ -19,6 +19,7 @@ DOCUMENTED_DEFAULTS = {
     "auth_tokens": [],
     "max_message_bytes": 64 * 1024 * 1024,
     "max_connection_age_s": None,
+    "health_check_interval_s": 5.0,
     "shutdown_delay_s": 0.0,
     "shutdown_grace_s": 10.0,
     "log_level": "INFO",

@@ -29,6 +29,10 @@ from instructforge.runtime.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
 @dataclass
 class RunningServer:
     spec: ServiceSpec
@@ -37,14 +41,35 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     servicer: Any
+    health_watch: asyncio.Task | None = None
 
     @property
     def address(self) -> str:
         host = self.settings.host
         return f"[{host}]:{self.port}" if ":" in host and not host.startswith("[") else f"{host}:{self.port}"
 
+    async def watch_health(self) -> None:
+        """Mirror the servicer's own `is_healthy()` (e.g. the verifier's sandboxes) into gRPC health,
+        so probes and load balancers stop sending work to a server that cannot do it."""
+        current = SERVING
+        while True:
+            await asyncio.sleep(self.settings.health_check_interval_s)
+            try:
+                wanted = SERVING if self.servicer.is_healthy() else NOT_SERVING
+            except Exception:  # noqa: BLE001 - a failing check is an unhealthy service
+                log.exception("health check of %s failed", self.spec.name)
+                wanted = NOT_SERVING
+            if wanted != current:
+                current = wanted
+                log.warning("health changed", extra={"service": self.spec.name,
+                                                     "status": health_pb2.HealthCheckResponse.ServingStatus.Name(wanted)})
+                for name in ("", self.spec.full_name):
+                    await self.health.set(name, wanted)
+
     async def stop(self) -> None:
         """NOT_SERVING first, then drain in-flight calls, then release the service's resources."""
+        if self.health_watch is not None:
+            self.health_watch.cancel()
         await self.health.enter_graceful_shutdown()
         if self.settings.shutdown_delay_s:
             await asyncio.sleep(self.settings.shutdown_delay_s)
@@ -112,10 +137,13 @@ async def build_server(spec: ServiceSpec, settings: ServiceSettings, metrics: Me
     if start is not None:
         await start()
     for name in ("", spec.full_name):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, SERVING)
     log.info("service started", extra={"service": spec.name, "port": port, "tls": credentials is not None,
                                        "auth": bool(settings.auth_tokens)})
-    return RunningServer(spec, settings, server, port, health_servicer, servicer)
+    running = RunningServer(spec, settings, server, port, health_servicer, servicer)
+    if callable(getattr(servicer, "is_healthy", None)):
+        running.health_watch = asyncio.create_task(running.watch_health())
+    return running
 
 
 def _install_stop_signals(stop: asyncio.Event) -> None:

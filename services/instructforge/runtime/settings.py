@@ -83,6 +83,9 @@ class ServiceSettings(BaseSettings):
         None, gt=0, description="close client connections after this long so round-robin clients re-resolve "
         "a headless Service and find new pods; unset keeps connections"
     )
+    health_check_interval_s: float = Field(
+        5.0, gt=0, description="how often a service's own health check (if it has one) updates gRPC health"
+    )
     shutdown_delay_s: float = Field(
         0.0, ge=0, description="time between reporting NOT_SERVING and refusing new calls, for load balancers"
     )

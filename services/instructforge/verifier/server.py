@@ -194,6 +194,10 @@ class VerifierServicer(pb_grpc.VerifierServiceServicer):
         if self.verifier is not None:
             await self.verifier.close()
 
+    def is_healthy(self) -> bool:
+        """Polled by the runtime: gRPC health says NOT_SERVING while the sandboxes are down."""
+        return self.verifier is not None and self.verifier.healthy
+
     def _ready(self) -> Verifier:
         if self.verifier is None or not self.verifier.healthy:
             raise Unavailable("the verifier's sandboxes are not running", reason="SANDBOX_UNAVAILABLE")
