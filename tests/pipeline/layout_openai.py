@@ -2,8 +2,11 @@
 
 It is the gateway's fake OpenAI (the real wire protocol, errors included) with a responder that
 writes Self-Instruct and Explore-Instruct answers like a model would, and now and then badly: cut
-off mid-item, unparseable, or empty. Answers depend only on the prompt and the seed, so an
-interrupted run and an uninterrupted one get the same answers for the same calls. `hold()` makes it
+off mid-item, unparseable, or empty. A back-translation prompt (self-consistency) gets a paraphrase
+of the instruction the fake itself wrote for that output, or for one output in three an unrelated
+instruction (see `self_consistent`). Answers depend only on the prompt and the seed (back-translations
+also on what this fake wrote before), so an interrupted run and an uninterrupted one get the same
+answers for the same calls. `hold()` makes it
 stop answering (requests hang), so a test can kill a run at a moment when every answer it sent has
 been received, and count a later identical request as a call paid twice.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +36,18 @@ def _bad_answer(prompt: str, body: dict, kind: int) -> str | None:
     return None
 
 
+# The item a back-translation prompt leaves open: "n. Output:\n<output>\n\nn. Instruction:\n".
+_BACK_TRANSLATION = re.compile(r"(\d+)\. Output:\n(.*)\n\n\1\. Instruction:\n\Z", re.DOTALL)
+# One generated item of the fake's own layout: its instruction's first line, and its output.
+_ITEM = re.compile(r"(?:\d+\. Instruction:\n)?([^\n]+)\n.*\d+\. Output:\n(.+)", re.DOTALL)
+UNRELATED_INSTRUCTION = "Name three rivers that flow through Europe."
+
+
+def self_consistent(output: str) -> bool:
+    """Whether the fake back-translates this output to (a paraphrase of) its instruction: two in three."""
+    return int(hashlib.sha256(output.strip().encode()).hexdigest()[:8], 16) % 3 != 0
+
+
 class LayoutOpenAI(FakeOpenAI):
     def __init__(self, **kwargs):
         self._llm = FakeLLM()
@@ -40,8 +56,18 @@ class LayoutOpenAI(FakeOpenAI):
         # Once this many generations were answered, leave the rest unanswered (see `hold`).
         self.hold_after: int | None = None
         self.held_count = 0
+        # Output -> instruction of every item it wrote, to back-translate like a model that can.
+        self.instruction_of: dict[str, str] = {}
+
+    def _back_translate(self, output: str) -> str:
+        instruction = self.instruction_of.get(output.strip())
+        if instruction is None or not self_consistent(output):
+            return f"{UNRELATED_INSTRUCTION}\n###\n"
+        return f"Please {instruction[0].lower()}{instruction[1:]}\n###\n"
 
     def _respond(self, prompt: str, body: dict, index: int) -> str:
+        if (asked := _BACK_TRANSLATION.match(prompt.rsplit("\n###\n", 1)[-1])) is not None:
+            return self._back_translate(asked.group(2))
         bad = _bad_answer(prompt, body, index)
         if bad is not None:
             return bad
@@ -49,6 +75,9 @@ class LayoutOpenAI(FakeOpenAI):
         digest = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16)
         if digest % 7 == 0:  # cut off in the middle of the last item
             text = text[: max(1, int(len(text) * 0.8))]
+        for item in text.split("\n###\n"):
+            if (found := _ITEM.match(item)) is not None:
+                self.instruction_of[found.group(2).strip()] = found.group(1).strip()
         return text
 
     def hold(self) -> None:

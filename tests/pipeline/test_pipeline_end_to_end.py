@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from layout_openai import LayoutOpenAI
+from layout_openai import UNRELATED_INSTRUCTION, LayoutOpenAI, self_consistent
+from rouge_score import rouge_scorer
+
+from instructforge.pipeline.state import RunState
 
 EXPLORE = """recipe: explore_instruct
 name: e2e-explore
@@ -94,6 +97,46 @@ async def test_a_self_instruct_run_keeps_only_novel_instructions(tmp_path):
     assert 0 < len(records) <= 40
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert sum(summary["drops"].values()) > 0  # the model's bad answers and near-duplicates were dropped
+
+
+SELF_CONSISTENT = """recipe: self_instruct
+name: e2e-self-consistency
+preset: hf
+stages:
+  generate: {num_instructions_to_generate: 12}
+  self_consistency: {enabled: true, num_trials: 2, metric: cosine, threshold: 0.5}
+"""
+
+
+@pytest.mark.slow  # the embedded dedup service loads the embedding model
+async def test_self_consistency_keeps_what_back_translates_with_the_dedup_services_scores(tmp_path):
+    recipe = tmp_path / "self.yaml"
+    recipe.write_text(SELF_CONSISTENT)
+    async with LayoutOpenAI() as fake:
+        code, out = await _finish(await _iforge(fake, "run", str(recipe), "--run-dir", str(tmp_path / "run")))
+    assert code == 0, out
+    state = RunState.open(tmp_path / "run")
+    try:
+        judged = [r for r in state.records() if "self_consistency" in r.meta]
+        dropped = {r.id for r in state.records("dropped") if "self_consistency" in r.meta}
+    finally:
+        state.close()
+    final = {r["id"] for r in _dataset(tmp_path / "run")}
+    assert final and dropped and {r.id for r in judged} == final | dropped
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    for record in judged:
+        # The fake paraphrases its own instruction for two outputs in three; the rule keeps exactly those.
+        assert (record.id in final) == self_consistent(record.output), record
+        sc = record.meta["self_consistency"]
+        assert len(sc["trials"]) == 2
+        for prediction, rouge_l, cosine in sc["trials"]:
+            assert prediction == UNRELATED_INSTRUCTION or prediction.startswith("Please ")
+            assert rouge_l == round(scorer.score(record.instruction, prediction)["rougeL"].fmeasure, 4)
+            assert -1 <= cosine <= 1
+        assert sc["best"] == pytest.approx(max(cosine for _, _, cosine in sc["trials"]), abs=1e-4)
+        assert (sc["best"] >= 0.5) == (record.id in final)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["drops"]["not_self_consistent"] == len(dropped)
 
 
 async def _kill_when_held(process: asyncio.subprocess.Process, fake: LayoutOpenAI, timeout_s: float = 120) -> None:

@@ -54,7 +54,7 @@ async def _execute(state) -> int:
             embedded = f" (embedded: {', '.join(session.embedded)})" if session.embedded else ""
             print(f"run {state.run_id} in {state.folder}; LLM: {session.llm.description}{embedded}", flush=True)
             with progress_for() as progress:
-                result = await runner.execute(state, session.generator, session.novelty, None,
+                result = await runner.execute(state, session.generator, session.novelty, session.similarity,
                                               verifier=session.verifier, reporter=progress,
                                               model=session.llm.model)
     except RunInterrupted as stopped:

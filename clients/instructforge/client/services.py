@@ -43,6 +43,7 @@ class DedupClient(ServiceClient):
     insert = unary(dd.InsertRequest, dd.InsertResponse)
     search = unary(dd.SearchRequest, dd.SearchResponse)
     snapshot_collection = unary(dd.SnapshotCollectionRequest, dd.SnapshotCollectionResponse)
+    compare_texts = unary(dd.CompareTextsRequest, dd.CompareTextsResponse)
 
 
 class VerifierClient(ServiceClient):

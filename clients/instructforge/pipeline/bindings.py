@@ -1,11 +1,12 @@
 """The pipeline's service interfaces bound to the real services over gRPC.
 
 Stages are written against small protocols (`protocols.Generator`, `protocols.NoveltyFilter`,
-`protocols.CodeExecutor`); this module implements them with the typed clients, so a stage never sees
-gRPC (nor protobuf, except the verify stage, which builds the verifier's `v1` requests itself). Errors
-are sorted the way the run needs them: what may succeed later (unavailable, rate limited, deadline)
-becomes `TransientError`, so the run stops resumable after its bounded retries; what never will
-(bad request, content policy) becomes `PermanentError`, recorded as a drop.
+`protocols.SimilarityScorer`, `protocols.CodeExecutor`); this module implements them with the typed
+clients, so a stage never sees gRPC (nor protobuf, except the verify stage, which builds the
+verifier's `v1` requests itself). Errors are sorted the way the run needs them: what may succeed
+later (unavailable, rate limited, deadline) becomes `TransientError`, so the run stops resumable
+after its bounded retries; what never will (bad request, content policy) becomes `PermanentError`,
+recorded as a drop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from instructforge.pipeline.protocols import (
     NoveltyVerdict,
     PermanentError,
     Scope,
+    Similarity,
     TransientError,
 )
 from instructforge.verifier.v1 import verifier_pb2 as vf
@@ -134,6 +136,33 @@ class DedupNoveltyFilter:
             )
             for result in reply.results
         ]
+
+
+class DedupSimilarityScorer:
+    """`protocols.SimilarityScorer` through the dedup service's CompareTexts.
+
+    The service's ROUGE-L is rouge-score's exactly and its cosine is the model the collections use,
+    so a self-consistency threshold means what it means in the published recipe and in dedup. Cosine
+    is asked for unless `semantic=False`: it costs one small embedding batch per call and is recorded
+    with each trial whichever metric the recipe keeps by.
+    """
+
+    def __init__(self, client: DedupClient, *, semantic: bool = True, embedding_model: str = ""):
+        self._client = client
+        self._semantic = semantic
+        self._embedding_model = embedding_model
+
+    async def similarity(self, reference: str, candidates: Sequence[str]) -> list[Similarity]:
+        if not candidates:  # the API requires candidates; nothing to score is no call
+            return []
+        request = dd.CompareTextsRequest(reference=reference, candidates=list(candidates), semantic=self._semantic,
+                                         embedding_model=self._embedding_model)
+        try:
+            reply = await self._client.compare_texts(request)
+        except ApiError as error:
+            raise _sorted_error(error, f"comparing {len(candidates)} texts") from None
+        return [Similarity(s.rouge_l_f, s.cosine_similarity if s.HasField("cosine_similarity") else None)
+                for s in reply.scores]
 
 
 class VerifierExecutor:

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from instructforge.client import DedupClient, GeneratorClient, VerifierClient
-from instructforge.pipeline.bindings import DedupNoveltyFilter, GatewayGenerator, VerifierExecutor
+from instructforge.pipeline.bindings import (
+    DedupNoveltyFilter,
+    DedupSimilarityScorer,
+    GatewayGenerator,
+    VerifierExecutor,
+)
 from instructforge.pipeline.llm import LlmChoice, select_llm
 from instructforge.pipeline.recipe import RecipeBase
 
@@ -32,6 +37,8 @@ class Session:
     embedded: tuple[str, ...]
     # Only for a recipe that verifies code (see `needs_verifier`).
     verifier: VerifierExecutor | None = None
+    # Self-consistency's scores, from the same dedup service (it loads its model only when asked).
+    similarity: DedupSimilarityScorer | None = None
 
 
 def needs_verifier(recipe: RecipeBase) -> bool:
@@ -85,4 +92,5 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
             verifier = VerifierExecutor(await stack.enter_async_context(
                 VerifierClient.connect(addresses["verifier"], token=None if "verifier" in missing else token)))
         yield Session(GatewayGenerator(generator), DedupNoveltyFilter(dedup), llm,
-                      {k: v for k, v in addresses.items() if v}, missing, verifier)
+                      {k: v for k, v in addresses.items() if v}, missing, verifier,
+                      similarity=DedupSimilarityScorer(dedup))

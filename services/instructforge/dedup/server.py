@@ -19,6 +19,7 @@ from instructforge.runtime.errors import InstructForgeError, InvalidArgument
 from instructforge.runtime.metrics import Metrics
 
 from .collection import Collection, Item, Verdict
+from .compare import compare_texts
 from .config import GLOBAL, PARTITION, CollectionConfig, LexicalConfig, SemanticConfig, validate_name
 from .decide import EXACT, LEXICAL, SEMANTIC, Match
 from .embedder import DEFAULT_MODEL
@@ -226,6 +227,19 @@ class DedupServicer(pb_grpc.DedupServiceServicer):
         return pb.SnapshotCollectionResponse(
             snapshot_time=_timestamp(h.snapshot_at or time.time()), entry_count=h.coll.entry_count, size_bytes=size
         )
+
+    async def CompareTexts(self, request, context):
+        # No collection, so any node answers (no shard check); the embedder is the process-wide one.
+        scores = await asyncio.to_thread(
+            compare_texts, request.reference, list(request.candidates), semantic=request.semantic,
+            model=request.embedding_model, device=self.manager.device, limits=self.manager.limits,
+        )
+        out = pb.CompareTextsResponse()
+        for score in scores:
+            item = out.scores.add(rouge_l_f=score.rouge_l_f)
+            if score.cosine is not None:
+                item.cosine_similarity = score.cosine
+        return out
 
 
 async def create_servicer(settings: DedupSettings, metrics: Metrics) -> DedupServicer:

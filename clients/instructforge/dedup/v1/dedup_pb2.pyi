@@ -320,3 +320,29 @@ class SnapshotCollectionResponse(_message.Message):
     entry_count: int
     size_bytes: int
     def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entry_count: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class CompareTextsRequest(_message.Message):
+    __slots__ = ("reference", "candidates", "semantic", "embedding_model")
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    candidates: _containers.RepeatedScalarFieldContainer[str]
+    semantic: bool
+    embedding_model: str
+    def __init__(self, reference: _Optional[str] = ..., candidates: _Optional[_Iterable[str]] = ..., semantic: _Optional[bool] = ..., embedding_model: _Optional[str] = ...) -> None: ...
+
+class CandidateScore(_message.Message):
+    __slots__ = ("rouge_l_f", "cosine_similarity")
+    ROUGE_L_F_FIELD_NUMBER: _ClassVar[int]
+    COSINE_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    rouge_l_f: float
+    cosine_similarity: float
+    def __init__(self, rouge_l_f: _Optional[float] = ..., cosine_similarity: _Optional[float] = ...) -> None: ...
+
+class CompareTextsResponse(_message.Message):
+    __slots__ = ("scores",)
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    scores: _containers.RepeatedCompositeFieldContainer[CandidateScore]
+    def __init__(self, scores: _Optional[_Iterable[_Union[CandidateScore, _Mapping]]] = ...) -> None: ...

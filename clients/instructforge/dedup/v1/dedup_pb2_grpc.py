@@ -79,6 +79,11 @@ class DedupServiceStub:
                 request_serializer=instructforge_dot_dedup_dot_v1_dot_dedup__pb2.SnapshotCollectionRequest.SerializeToString,
                 response_deserializer=instructforge_dot_dedup_dot_v1_dot_dedup__pb2.SnapshotCollectionResponse.FromString,
                 _registered_method=True)
+        self.CompareTexts = channel.unary_unary(
+                '/instructforge.dedup.v1.DedupService/CompareTexts',
+                request_serializer=instructforge_dot_dedup_dot_v1_dot_dedup__pb2.CompareTextsRequest.SerializeToString,
+                response_deserializer=instructforge_dot_dedup_dot_v1_dot_dedup__pb2.CompareTextsResponse.FromString,
+                _registered_method=True)
 
 
 class DedupServiceServicer:
@@ -144,6 +149,15 @@ class DedupServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareTexts(self, request, context):
+        """Scores candidate texts against one reference text, no collection involved: ROUGE-L F exactly as
+        rouge-score 0.1.2 computes it (no stemming) and, when asked, the embedding cosine. E.g.
+        back-translated instructions against the original (Self-Instruct's self-consistency check).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DedupServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -191,6 +205,11 @@ def add_DedupServiceServicer_to_server(servicer, server):
                     servicer.SnapshotCollection,
                     request_deserializer=instructforge_dot_dedup_dot_v1_dot_dedup__pb2.SnapshotCollectionRequest.FromString,
                     response_serializer=instructforge_dot_dedup_dot_v1_dot_dedup__pb2.SnapshotCollectionResponse.SerializeToString,
+            ),
+            'CompareTexts': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareTexts,
+                    request_deserializer=instructforge_dot_dedup_dot_v1_dot_dedup__pb2.CompareTextsRequest.FromString,
+                    response_serializer=instructforge_dot_dedup_dot_v1_dot_dedup__pb2.CompareTextsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -436,6 +455,33 @@ class DedupService:
             '/instructforge.dedup.v1.DedupService/SnapshotCollection',
             instructforge_dot_dedup_dot_v1_dot_dedup__pb2.SnapshotCollectionRequest.SerializeToString,
             instructforge_dot_dedup_dot_v1_dot_dedup__pb2.SnapshotCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareTexts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/instructforge.dedup.v1.DedupService/CompareTexts',
+            instructforge_dot_dedup_dot_v1_dot_dedup__pb2.CompareTextsRequest.SerializeToString,
+            instructforge_dot_dedup_dot_v1_dot_dedup__pb2.CompareTextsResponse.FromString,
             options,
             channel_credentials,
             insecure,
