@@ -2,19 +2,29 @@
 
 An address comes from the recipe (`services.generator`, `services.dedup`, `services.verifier`) or
 the environment (`IFORGE_GENERATOR_ADDRESS`, `IFORGE_DEDUP_ADDRESS`, `IFORGE_VERIFIER_ADDRESS`;
-`IFORGE_TOKEN` for a bearer token). A service with no address is started in this process on a free
-loopback port, its state kept inside the run folder (`<run>/services/`), so `iforge resume` finds the
-gateway's cache and the dedup collections the interrupted run left, and pays for nothing twice. The
-verifier is connected (or embedded) only for a recipe with an enabled `verify` stage.
+`IFORGE_TOKEN` for a bearer token). The services with no address are embedded: `iforge up` hosts them
+in a child process on free loopback ports (see `embedded_services`), their state kept inside the run
+folder (`<run>/services/`), so `iforge resume` finds the gateway's cache and the dedup collections the
+interrupted run left, and pays for nothing twice. The verifier is connected (or embedded) only for a
+recipe with an enabled `verify` stage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import os
+import re
+import signal
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from instructforge.client import DedupClient, GeneratorClient, VerifierClient
 from instructforge.pipeline.bindings import (
@@ -69,20 +79,8 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
     token = env.get("IFORGE_TOKEN") or None
     async with AsyncExitStack() as stack:
         if missing:
-            from instructforge.runtime.embedded import embedded_services  # the services, only when embedding
-
-            # Loopback only, no auth or TLS: nothing outside this process can reach them.
-            overrides = {"state_dir": run_folder / "services", "auth_tokens": [], "tls": {}, "host": "127.0.0.1"}
-            per_service = {}
-            if llm.route is not None:
-                # The embedded gateway lets through as many calls as the recipe keeps in flight.
-                route = {**llm.route, "deployments": [{"max_concurrency": recipe.concurrency, **d}
-                                                      for d in llm.route["deployments"]]}
-                per_service["generator"] = {"models": [route]}
-            running = await stack.enter_async_context(
-                embedded_services(missing, overrides=overrides, per_service=per_service))
-            for name, server in running.items():
-                addresses[name] = f"127.0.0.1:{server.port}"
+            addresses.update(await stack.enter_async_context(
+                embedded_services(missing, run_folder / "services", services_config(recipe, llm), env)))
         generator = await stack.enter_async_context(
             GeneratorClient.connect(addresses["generator"], token=None if "generator" in missing else token))
         dedup = await stack.enter_async_context(
@@ -94,3 +92,107 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
         yield Session(GatewayGenerator(generator), DedupNoveltyFilter(dedup), llm,
                       {k: v for k, v in addresses.items() if v}, missing, verifier,
                       similarity=DedupSimilarityScorer(dedup))
+
+
+def services_config(recipe: RecipeBase, llm: LlmChoice) -> dict[str, Any]:
+    """The embedded services' config file: the gateway's one route, admitting as many calls as the
+    recipe keeps in flight. Keys are named by env var (`api_key_env`), never written out."""
+    if llm.route is None:
+        return {}
+    route = {**llm.route, "deployments": [{"max_concurrency": recipe.concurrency, **d}
+                                          for d in llm.route["deployments"]]}
+    return {"generator": {"models": [route]}}
+
+
+# Env settings of a deployment of the user's own that must not reach the run's private services:
+# TLS (they serve plaintext on loopback) and gateway routes (theirs is in the config file).
+_NOT_INHERITED = re.compile(r"IFORGE_(?:[A-Z]+_)?TLS__|IFORGE_GENERATOR_MODELS")
+# Time the services get to drain and flush their state after SIGTERM before they are killed.
+STOP_GRACE_S = 30.0
+
+
+@functools.cache
+def _prctl() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child before exec: SIGKILL once the run's process is gone, however it went (kill -9
+    included). Not SIGTERM: a drain would leave it writing the state folder that `iforge resume`
+    is about to open; the run's journal already makes a sudden stop safe."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the run died before the signal was armed
+        os._exit(1)
+
+
+@asynccontextmanager
+async def embedded_services(names: tuple[str, ...], state_dir: Path, config: dict[str, Any],
+                            env: Mapping[str, str]) -> AsyncIterator[dict[str, str]]:
+    """`iforge up` hosting `names` in a child process on free loopback ports, without auth or TLS, for
+    the length of the block; yields their addresses by name.
+
+    A process of their own, so the gateway's and dedup's work (protobuf, the provider SDK, indexes)
+    runs beside the pipeline instead of sharing its core and event loop. It stops gracefully
+    (SIGTERM: drain, flush) after the block and dies with this process if that is killed. Its log is
+    `<state_dir>/services.log`; its config `<state_dir>/embedded.yaml`.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    config_file = state_dir / "embedded.yaml"
+    partial = config_file.with_name(config_file.name + ".tmp")
+    partial.write_text(yaml.safe_dump(config, sort_keys=False))
+    partial.replace(config_file)
+    child_env = {k: v for k, v in {**os.environ, **env}.items() if not _NOT_INHERITED.match(k)}
+    log_file = state_dir / "services.log"
+    _prctl()  # resolved here: the child only makes the call
+    with log_file.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "instructforge.cli.main", "up", "--services", ",".join(names),
+            "--host", "127.0.0.1", "--port", "0", "--auth-tokens", "", "--no-metrics-enabled",
+            "--state-dir", str(state_dir), "--config", str(config_file),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log, env=child_env,
+            # Its own process group: a Ctrl-C reaches the run, which then stops the services in order.
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()), process_group=0)
+    try:
+        yield await _addresses(process, names, log_file)
+    finally:
+        await _stop(process)
+
+
+async def _addresses(process: asyncio.subprocess.Process, names: tuple[str, ...], log_file: Path) -> dict[str, str]:
+    """`iforge up` prints `NAME ADDRESS` per service once all answer a health check, then `ready ...`."""
+    from instructforge.runtime.errors import Unavailable
+
+    found: dict[str, str] = {}
+    while True:
+        line = (await process.stdout.readline()).decode()
+        if not line:
+            code = await process.wait()
+            tail = log_file.read_text(errors="replace").splitlines()[-20:]
+            raise Unavailable(f"the embedded services ({', '.join(names)}) exited with code {code} before they "
+                              f"were ready; from {log_file}:\n" + "\n".join(tail))
+        name, _, address = line.strip().partition(" ")
+        if name == "ready":
+            return found
+        found[name] = address.strip()
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM and its grace; SIGKILL past the grace, or at once when the run itself is cancelled."""
+    try:
+        with contextlib.suppress(ProcessLookupError):  # it may be gone already
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), STOP_GRACE_S)
+    except BaseException as stopped:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        if not isinstance(stopped, TimeoutError):
+            raise
+        await process.wait()

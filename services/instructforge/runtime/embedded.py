@@ -3,13 +3,13 @@
 Each service keeps its own gRPC server and port (so callers address them exactly as in a cluster);
 they share one event loop, one metrics registry and port, and one state folder. Once every service
 answers a real health check over the network, one line per service is printed, then a ready line.
+`iforge run` embeds the services it has no address for by running `iforge up` as a child process
+and reading those lines (`instructforge.pipeline.session`), so they get a core of their own.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from instructforge.runtime.errors import Unavailable
 from instructforge.runtime.metrics import Metrics
-from instructforge.runtime.server import RunningServer, hosted, serve
+from instructforge.runtime.server import RunningServer, serve
 from instructforge.runtime.service import SERVICE_NAMES, load_spec
 from instructforge.runtime.settings import ServiceSettings, load_settings
 
@@ -30,14 +30,13 @@ def embedded_settings(
     overrides: dict[str, Any],
     config_file: str | Path | None,
     secrets_dir: str | Path | None,
-    per_service: dict[str, dict[str, Any]] | None = None,
 ) -> list[tuple[Any, ServiceSettings]]:
-    """Settings of each hosted service: shared overrides, then the service's own, and consecutive ports
-    from `base_port` (0: free ones)."""
+    """Settings of each hosted service: the shared overrides, and consecutive ports from `base_port`
+    (0: free ones)."""
     planned = []
     for offset, name in enumerate(names):
         spec = load_spec(name)
-        service_overrides = dict(overrides, metrics_enabled=False, **(per_service or {}).get(name, {}))
+        service_overrides = dict(overrides, metrics_enabled=False)
         if base_port is not None:
             service_overrides["port"] = 0 if base_port == 0 else base_port + offset
         settings = load_settings(spec.settings_cls, config_file=config_file, secrets_dir=secrets_dir,
@@ -61,23 +60,6 @@ async def check_healthy(running: RunningServer, timeout_s: float = 10.0) -> None
         )
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         raise Unavailable(f"{running.spec.name} reports {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
-
-
-@asynccontextmanager
-async def embedded_services(
-    names: tuple[str, ...],
-    *,
-    overrides: dict[str, Any] | None = None,
-    per_service: dict[str, dict[str, Any]] | None = None,
-    config_file: str | Path | None = None,
-) -> AsyncIterator[dict[str, RunningServer]]:
-    """Services on free loopback ports for the length of the block (what `iforge run` embeds), by name."""
-    planned = embedded_settings(names, base_port=0, overrides=dict(overrides or {}), config_file=config_file,
-                                secrets_dir=None, per_service=per_service)
-    async with hosted(planned, Metrics()) as (running, _):
-        for server in running:
-            await check_healthy(server)
-        yield {server.spec.name: server for server in running}
 
 
 async def run_embedded(

@@ -1,0 +1,139 @@
+"""A run's embedded services: `iforge up` in a child process that starts, serves the run, stops with it,
+and dies with it when the run is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from layout_openai import LayoutOpenAI
+
+from instructforge.pipeline.protocols import GenerationRequest
+from instructforge.pipeline.recipe import load_recipe
+from instructforge.pipeline.session import open_session
+from instructforge.runtime.errors import Unavailable
+
+RECIPE = """recipe: explore_instruct
+name: session
+concurrency: 7
+domain: {preset: custom, name: Packing lists, description: Lists for trips.}
+"""
+SECRET = "sk-embedded-secret-4d1f"
+
+
+def _env(fake: LayoutOpenAI, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC", "IFORGE"))}
+    env.update(IFORGE_LLM_BASE_URL=fake.url, IFORGE_LLM_MODEL="gpt-fake", HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
+def _listener(address: str) -> int | None:
+    """The pid of the process listening on a loopback `host:port`, from /proc."""
+    port = int(address.rpartition(":")[2])
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{pid}/fd")):
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie counts: it runs nothing and holds no port)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def _recipe(tmp_path: Path):
+    (tmp_path / "recipe.yaml").write_text(RECIPE)
+    return load_recipe(tmp_path / "recipe.yaml")
+
+
+async def test_the_services_run_in_a_child_process_serve_the_run_and_stop_with_it(tmp_path):
+    run = tmp_path / "run"
+    async with LayoutOpenAI() as fake:
+        # A deployment's TLS and tokens in the environment are not the run's private services' business.
+        env = _env(fake, IFORGE_LLM_API_KEY=SECRET, IFORGE_TLS__CERT_FILE=str(tmp_path / "missing.pem"),
+                   IFORGE_AUTH_TOKENS="deployment-token")
+        async with open_session(_recipe(tmp_path), run, env) as session:
+            assert session.embedded == ("generator", "dedup")
+            owners = {name: _listener(address) for name, address in session.endpoints.items()}
+            child = owners["generator"]
+            assert child is not None and child != os.getpid() and owners["dedup"] == child
+            assert _parent(child) == os.getpid()
+            completion = await session.generator.generate(GenerationRequest(
+                model=session.llm.model, prompt="Say hello.", idempotency_key="session-test/0"))
+            assert completion.texts and len(fake.log.calls) == 1
+            assert fake.log.calls[0].headers.get("authorization") == f"Bearer {SECRET}"
+        assert _gone(child)
+    config = (run / "services" / "embedded.yaml").read_text()
+    assert "max_concurrency: 7" in config and fake.url in config
+    assert "api_key_env: IFORGE_LLM_API_KEY" in config and SECRET not in config  # a name, never the key
+    stopped = [json.loads(line) for line in (run / "services" / "services.log").read_text().splitlines()
+               if '"service stopped"' in line]
+    assert sorted(entry["service"] for entry in stopped) == ["dedup", "generator"]  # drained, not killed
+
+
+async def test_a_service_that_cannot_start_fails_the_session_with_its_log(tmp_path):
+    async with LayoutOpenAI() as fake:
+        env = _env(fake, IFORGE_DEDUP_SHUTDOWN_GRACE_S="-1")
+        with pytest.raises(Unavailable) as failed:
+            async with open_session(_recipe(tmp_path), tmp_path / "run", env):
+                raise AssertionError("the session opened")
+    assert "exited with code" in failed.value.message and "shutdown_grace_s" in failed.value.message
+
+
+RUN_UNTIL_KILLED = """
+import asyncio, json, sys
+from pathlib import Path
+from instructforge.pipeline.recipe import load_recipe
+from instructforge.pipeline.session import open_session
+
+async def main():
+    async with open_session(load_recipe(sys.argv[1]), Path(sys.argv[2])) as session:
+        print(json.dumps(session.endpoints), flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_services_die_with_a_run_killed_by_sigkill(tmp_path):
+    recipe = _recipe(tmp_path)
+    assert recipe.name == "session"
+    async with LayoutOpenAI() as fake:
+        run = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RUN_UNTIL_KILLED, str(tmp_path / "recipe.yaml"), str(tmp_path / "run"),
+            env=_env(fake), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            line = await asyncio.wait_for(run.stdout.readline(), 120)
+            endpoints = json.loads(line)
+            child = _listener(endpoints["generator"])
+            assert child is not None and _parent(child) == run.pid and not _gone(child)
+        finally:
+            run.send_signal(signal.SIGKILL)
+            await run.wait()
+    deadline = time.monotonic() + 30
+    while not _gone(child) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert _gone(child), "the embedded services outlived the run"
