@@ -69,8 +69,16 @@ def _recipe(tmp_path: Path):
     return load_recipe(tmp_path / "recipe.yaml")
 
 
-async def test_the_services_run_in_a_child_process_serve_the_run_and_stop_with_it(tmp_path):
+async def test_the_services_run_in_a_child_process_serve_the_run_and_stop_with_it(tmp_path, monkeypatch):
     run = tmp_path / "run"
+    started: list[asyncio.subprocess.Process] = []
+    spawn = asyncio.create_subprocess_exec
+
+    async def spawn_and_keep(*args, **kwargs):
+        started.append(await spawn(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spawn_and_keep)
     async with LayoutOpenAI() as fake:
         # A deployment's TLS and tokens in the environment are not the run's private services' business.
         env = _env(fake, IFORGE_LLM_API_KEY=SECRET, IFORGE_TLS__CERT_FILE=str(tmp_path / "missing.pem"),
@@ -86,12 +94,10 @@ async def test_the_services_run_in_a_child_process_serve_the_run_and_stop_with_i
             assert completion.texts and len(fake.log.calls) == 1
             assert fake.log.calls[0].headers.get("authorization") == f"Bearer {SECRET}"
         assert _gone(child)
+    assert [p.pid for p in started] == [child] and started[0].returncode == 0  # drained on SIGTERM, not killed
     config = (run / "services" / "embedded.yaml").read_text()
     assert "max_concurrency: 7" in config and fake.url in config
     assert "api_key_env: IFORGE_LLM_API_KEY" in config and SECRET not in config  # a name, never the key
-    stopped = [json.loads(line) for line in (run / "services" / "services.log").read_text().splitlines()
-               if '"service stopped"' in line]
-    assert sorted(entry["service"] for entry in stopped) == ["dedup", "generator"]  # drained, not killed
 
 
 async def test_a_service_that_cannot_start_fails_the_session_with_its_log(tmp_path):

@@ -9,20 +9,29 @@ embedded in a child process of it) explores a domain and enriches every node unt
 The ideal is what the latency and the concurrency allow: `concurrency / latency` calls per second.
 Explore-Instruct's tree has levels that must be explored one after the other (a node is extended
 only once it exists), so the run-wide ideal adds one latency per tree level to the enrich calls'
-ideal. Printed: calls, each stage's wall time, the enrich stage's and the whole run's throughput
-against their ideals (the run with and without its start-up: Python, imports, the embedded
-services), the CPU time and peak memory of the run's processes (sampled from /proc; the fake's
-CPU too, since it shares the machine), and calls in flight at the fake every 0.25 s.
+ideal.
+
+Printed first, per source tree: the orchestration bound, the tree's own extend and enrich code on
+a virtual clock (code costs no time; the fake's latency and slots do, and `--bound-cpu-ms` charges
+each call to one shared core), answered by the fake's own responder. It makes the same calls as a
+real run, so the two compare directly: what a real run loses beyond the bound is CPU. Then, per
+run: calls, each stage's wall time, the enrich stage's and the whole run's throughput against their
+ideals (the run with and without its start-up: Python, imports, the embedded services ready), the
+CPU of the run's processes, of the fake and of everything else on the machine (sampled from /proc;
+per enrich call, and the cores the ideal pace would need), peak memory, and calls in flight at the
+fake every 0.25 s.
 
     python tools/bench/pipeline_bench.py                      # 10k examples, 500 ms, 256 at once
     python tools/bench/pipeline_bench.py --examples 2000      # a quicker look
-    python tools/bench/pipeline_bench.py --source /tmp/base --source . --repeat 2
+    python tools/bench/pipeline_bench.py --source /tmp/base --source . --repeat 3
                                          # source trees side by side, interleaved (noisy machines)
+    python tools/bench/pipeline_bench.py --bound-only [--bound-cpu-ms 2]     # the bound alone, in seconds
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -109,17 +118,19 @@ stages:
 
 
 class ProcessWatch(threading.Thread):
-    """Samples a process and its descendants from /proc every 0.1 s: CPU seconds and peak RSS of each.
+    """Samples the run's processes, the fake's and the whole machine's CPU from /proc every 0.1 s.
 
-    The embedded services are the descendant whose command line runs `up`. A process's last sample
-    is taken up to 0.1 s before it exits, so its CPU is a slight undercount; the bench takes the
-    run's total from getrusage and gives the pipeline process what the services did not use.
+    Roles: `pipeline` (the `iforge run` process), `services` (its descendant running `iforge up`),
+    `fake`, and `machine` (every core's busy time, whoever used it). A process's last sample is
+    taken up to 0.1 s before it exits, so its total is a slight undercount; the bench takes the run's
+    total from getrusage and gives the pipeline process what the services did not use.
     """
 
-    def __init__(self, root: int):
+    def __init__(self, root: int, fake: int):
         super().__init__(daemon=True)
-        self.root, self.stop = root, threading.Event()
+        self.root, self.fake, self.stop = root, fake, threading.Event()
         self.seen: dict[int, dict] = {}
+        self.series: list[tuple[float, dict[str, float]]] = []
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -127,6 +138,7 @@ class ProcessWatch(threading.Thread):
             self.stop.wait(0.1)
 
     def sample(self) -> None:
+        now = time.time()
         children: dict[int, list[int]] = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -141,7 +153,7 @@ class ProcessWatch(threading.Thread):
             pid = todo.pop()
             tree.append(pid)
             todo += children.get(pid, [])
-        for pid in tree:
+        for pid in tree + [self.fake]:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
                 status = Path(f"/proc/{pid}/status").read_text()
@@ -149,14 +161,33 @@ class ProcessWatch(threading.Thread):
             except OSError:
                 continue
             hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-            role = "pipeline" if pid == self.root else ("services" if b"up" in cmdline else "other")
+            role = ("pipeline" if pid == self.root else "fake" if pid == self.fake
+                    else "services" if b"up" in cmdline else "other")
             self.seen[pid] = {"role": role, "cpu": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
                               "rss_mib": hwm / 1024}
+        cpu = {"machine": self._machine_busy()}
+        for p in self.seen.values():
+            cpu[p["role"]] = cpu.get(p["role"], 0.0) + p["cpu"]
+        self.series.append((now, cpu))
+
+    @staticmethod
+    def _machine_busy() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS  # all but idle and iowait
 
     def by_role(self, role: str) -> tuple[float, float]:
         """CPU seconds and peak RSS (MiB) of the processes in `role`."""
         found = [p for p in self.seen.values() if p["role"] == role]
         return sum(p["cpu"] for p in found), max((p["rss_mib"] for p in found), default=0.0)
+
+    def between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each role used from `start` to `end` (the nearest samples inside)."""
+        inside = [(t, cpu) for t, cpu in self.series if start <= t <= end]
+        if len(inside) < 2:
+            return {}
+        (_, first), (_, last) = inside[0], inside[-1]
+        return {role: last.get(role, 0.0) - first.get(role, 0.0) for role in last} | \
+            {"seconds": inside[-1][0] - inside[0][0]}
 
 
 def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
@@ -176,7 +207,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
     run = subprocess.Popen([sys.executable, "-m", "instructforge.cli.main", "run", str(work / "recipe.yaml"),
                             "--run-dir", str(work / "run")], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
-    watch = ProcessWatch(run.pid)
+    watch = ProcessWatch(run.pid, fake.pid)
     watch.start()
     out, _ = run.communicate()
     wall = time.perf_counter() - started
@@ -193,6 +224,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
     summary = json.loads((work / "run" / "summary.json").read_text())
     with sqlite3.connect(work / "run" / "state.sqlite") as db:
         first_started, last_finished = db.execute("SELECT MIN(started), MAX(finished) FROM stages").fetchone()
+        window = db.execute("SELECT started, finished FROM stages WHERE name = 'enrich'").fetchone()
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     services_cpu, services_rss = watch.by_role("services")
     _, pipeline_rss = watch.by_role("pipeline")
@@ -205,7 +237,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
         "enrich_calls": enrich.get("calls", 0), "enrich_wall": enrich.get("wall_s", 0.0),
         "cpu": cpu, "services_cpu": services_cpu, "pipeline_cpu": cpu - services_cpu,
         "pipeline_rss": pipeline_rss, "services_rss": services_rss, "fake_cpu": float(fake_cpu),
-        "timeline": timeline,
+        "timeline": timeline, "enrich_cpu": watch.between(*window) if window else {},
     }
 
 
@@ -238,9 +270,104 @@ def report(r: dict, args: argparse.Namespace) -> None:
     print(f"client CPU               {r['cpu']:.2f} s ({r['cpu'] / r['wall'] * 100:.0f}% of one core over the run): "
           f"pipeline {r['pipeline_cpu']:.2f} s, embedded services {r['services_cpu']:.2f} s; "
           f"the fake model {r['fake_cpu']:.2f} s")
+    c, n = r["enrich_cpu"], r["enrich_calls"]
+    if c and n:
+        others = c["machine"] - c.get("pipeline", 0) - c.get("services", 0) - c.get("fake", 0)
+        per_call = {role: c.get(role, 0.0) / n * 1000 for role in ("pipeline", "services", "fake")}
+        print(f"enrich CPU per call      pipeline {per_call['pipeline']:.2f} ms, embedded services "
+              f"{per_call['services']:.2f} ms, the fake model {per_call['fake']:.2f} ms: "
+              f"{sum(per_call.values()):.2f} ms (the ideal pace needs {sum(per_call.values()) * e['rate'] / 1000:.2f} "
+              f"cores); other processes used {others / c['seconds']:.2f} of the machine's {os.cpu_count()} cores")
     print(f"client peak memory       pipeline {r['pipeline_rss']:,.0f} MiB, embedded services "
           f"{r['services_rss']:,.0f} MiB (RSS)")
     print(f"calls at the fake, every 0.25 s: {r['timeline']}")
+
+
+class VirtualClock(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer whenever nothing is ready to run: code costs
+    no time, only sleeps do. The bound the orchestration itself sets, whatever the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+
+    def time(self) -> float:
+        return self._now
+
+    def _run_once(self) -> None:
+        if not self._ready and self._scheduled:
+            self._now = max(self._now, self._scheduled[0].when())
+        super()._run_once()
+
+
+def orchestration_bound(args: argparse.Namespace) -> dict:
+    """The run's own extend and enrich code on a `VirtualClock`, answered after `latency` by the fake's
+    responder with `concurrency` slots: the stages' wall time with free CPU, and their calls (the same
+    calls as a real run's, since answers depend only on prompt and seed)."""
+    sys.path[:0] = [str(ROOT / "tests/pipeline"), str(ROOT / "tests/generator"), str(ROOT / "tests")]
+    from fakes.faults import apply_limits
+    from layout_openai import LayoutOpenAI
+
+    from instructforge.pipeline.context import RunContext
+    from instructforge.pipeline.explore_grow import enrich_stage, extend_stage
+    from instructforge.pipeline.explore_instruct import initial_tree, resolve_domain
+    from instructforge.pipeline.filters import get_rules
+    from instructforge.pipeline.protocols import Completion, FinishReason
+    from instructforge.pipeline.recipe import load_recipe
+    from instructforge.pipeline.state import RunState
+    from instructforge.pipeline.stats import StageStats
+
+    responder = LayoutOpenAI()._respond
+    spans: list[tuple[float, float]] = []
+
+    class Model:
+        def __init__(self) -> None:
+            self.slots = asyncio.Semaphore(args.concurrency)
+            self.cpu = asyncio.Lock()
+
+        async def generate(self, request):
+            loop = asyncio.get_running_loop()
+            async with self.slots:
+                start = loop.time()
+                await asyncio.sleep(args.latency_s)
+                spans.append((start, loop.time()))
+            if args.bound_cpu_ms:  # one core, shared by every call: the answers queue for it
+                async with self.cpu:
+                    await asyncio.sleep(args.bound_cpu_ms / 1000)
+            s = request.sampling
+            text, finish = apply_limits(responder(request.prompt, {"seed": s.seed}, 0), s.max_tokens, list(s.stop))
+            return Completion((text,), (FinishReason(finish),))
+
+    async def stages() -> dict:
+        work = Path(tempfile.mkdtemp(prefix="pipeline-bound-"))
+        (work / "recipe.yaml").write_text(recipe_text(args.examples, args.concurrency))
+        recipe = load_recipe(work / "recipe.yaml")
+        state = RunState.create(work / "run", recipe)
+        ctx = RunContext.journaled(state, Model(), None)
+        domain = resolve_domain(recipe)
+        rules = get_rules(domain.filter_variant)
+        loop = asyncio.get_running_loop()
+        extend, enrich = StageStats("extend"), StageStats("enrich")
+        t0 = loop.time()
+        tree = await extend_stage(ctx, recipe, initial_tree(recipe, domain), domain, rules, extend)
+        t1 = loop.time()
+        await enrich_stage(ctx, recipe, tree, domain, rules, enrich)
+        t2 = loop.time()
+        state.close()
+        return {"extend_wall": t1 - t0, "extend_calls": extend.calls, "enrich_wall": t2 - t1,
+                "enrich_calls": enrich.calls, "enrich_examples": enrich.outputs,
+                "timeline": [sum(1 for a, b in spans if a <= t < b) for t in _ticks(t1, t2)]}
+
+    with asyncio.Runner(loop_factory=VirtualClock) as runner:
+        return runner.run(stages())
+
+
+def _ticks(start: float, end: float, step: float = 0.25) -> list[float]:
+    ticks, t = [], start
+    while t < end:
+        ticks.append(t)
+        t += step
+    return ticks
 
 
 def main() -> int:
@@ -252,10 +379,34 @@ def main() -> int:
                         help="a source tree (with clients/ and services/) to run instead of this one; "
                              "repeat to compare trees, run interleaved")
     parser.add_argument("--repeat", type=int, default=1, help="runs per source (default 1)")
+    parser.add_argument("--bound-cpu-ms", type=float, default=0.0,
+                        help="in the orchestration bound, CPU milliseconds every call costs on one shared core "
+                             "(default 0: free CPU)")
+    parser.add_argument("--bound-only", action="store_true",
+                        help="print only the orchestration bound (virtual clock, no processes, seconds to run)")
     args = parser.parse_args()
+
+    if args.bound_only:
+        bound = orchestration_bound(args)
+        rate = args.concurrency / args.latency_s
+        cpu = f"{args.bound_cpu_ms:g} ms of one core per call" if args.bound_cpu_ms else "free CPU"
+        print(f"orchestration bound      with {cpu} (virtual clock): extend {bound['extend_wall']:.2f} s "
+              f"({bound['extend_calls']} calls), enrich {bound['enrich_calls']:,} calls in {bound['enrich_wall']:.2f} s "
+              f"-> {bound['enrich_calls'] / rate / bound['enrich_wall'] * 100:.1f}% of ideal")
+        print(f"  calls in flight every 0.25 s: {' '.join(map(str, bound['timeline']))}")
+        return 0
 
     sources = [s.resolve() for s in args.source] if args.source else [None]
     results: dict[str, list[dict]] = {}
+    for source in sources:  # in a process of its own: the tree's code is imported there
+        env = dict(os.environ)
+        if source is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(source / "clients"), str(source / "services")])
+        flags = [f"--{name.replace('_', '-')}={getattr(args, name)}"
+                 for name in ("examples", "latency_s", "concurrency", "bound_cpu_ms")]
+        bound = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--bound-only", *flags], env=env, capture_output=True,
+                               text=True, check=True).stdout
+        print(f"== {source or ROOT}\n{bound}", end="")
     for _ in range(args.repeat):
         for source in sources:
             r = bench_once(args, source)

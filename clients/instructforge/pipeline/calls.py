@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
+import itertools
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar
 
 from instructforge.pipeline.protocols import (
@@ -41,6 +44,45 @@ T = TypeVar("T")
 JOURNALED_OUTPUT_CHARS = 2000
 
 
+# The order in which calls waiting for a slot get one: lowest first, then first come. A stage sets it
+# (enrich: earlier nodes first) so one node's dependent rounds are not queued behind every other
+# node's first ones.
+call_priority: ContextVar[tuple[int, ...]] = ContextVar("call_priority", default=())
+
+
+class Slots:
+    """A semaphore whose waiters are served in `call_priority` order rather than arrival order."""
+
+    def __init__(self, size: int):
+        self._free = size
+        self._waiting: list[tuple[tuple[int, ...], int, asyncio.Future[None]]] = []
+        self._arrival = itertools.count()
+
+    async def __aenter__(self) -> None:
+        if self._free and not self._waiting:
+            self._free -= 1
+            return
+        granted = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (call_priority.get(), next(self._arrival), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self._release()  # granted, then cancelled before it could use the slot
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiting:
+            granted = heapq.heappop(self._waiting)[2]
+            if not granted.done():
+                granted.set_result(None)
+                return
+        self._free += 1
+
+
 class RunInterrupted(RuntimeError):
     """A service stayed unavailable through every retry; the run's state is saved: resume it later."""
 
@@ -66,7 +108,7 @@ class JournaledGenerator:
     def __init__(self, inner: Generator, state: RunState, *, concurrency: int = 64, retries: int = 3,
                  backoff_s: float = 2.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.inner, self.state = inner, state
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._retry = Retrying(retries, backoff_s, sleep)
         self.made = self.replayed = 0
 

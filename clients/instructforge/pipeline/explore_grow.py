@@ -9,6 +9,7 @@ dropped), and a full node is not asked again (the published loop spun forever on
 enrich (§1.7): each node asks for batches of examples until it has `enrich_nums[depth]` new ones.
 A node starts once its parent is done (its demonstrations come from the parent's finished
 examples), its calls go out in waves sized by the yield so far, and at most `max_rounds` calls.
+Calls waiting for a slot are served in node order (pre-order), not arrival order.
 
 Parallel but deterministic: new node names are registered level by level in tree order, calls are
 named by node and round, and every wave is applied in round order, whatever order answers arrive in.
@@ -22,6 +23,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from instructforge.pipeline.calls import call_priority
 from instructforge.pipeline.context import RunContext, gather_bounded
 from instructforge.pipeline.filters import FilterRules, ensure_boxed
 from instructforge.pipeline.parsers import ParsedExample, parse_examples, parse_subtasks
@@ -189,7 +191,11 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     wait_for_parent = cfg.demo_pool == "parent_enriched"
     before = {} if wait_for_parent else {id(n): list(n.examples) for n in nodes}
 
-    async def one(node: Node) -> None:
+    async def one(index: int, node: Node) -> None:
+        # Calls waiting for a slot go earlier nodes first: a node's top-up then runs beside later
+        # nodes' first waves instead of queueing behind all of them, so nodes finish one after the
+        # other and only the last few leave their dependent rounds for the end of the stage.
+        call_priority.set((index,))
         source = node.parent or node
         if wait_for_parent and node.parent is not None:
             await done[id(node.parent)].wait()
@@ -200,5 +206,5 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         done[id(node)].set()
 
     # Pre-order puts every parent before its children, so waiting on a parent never starves.
-    await gather_bounded([lambda n=n: one(n) for n in nodes], len(nodes))
+    await gather_bounded([lambda i=i, n=n: one(i, n) for i, n in enumerate(nodes)], len(nodes))
     return tree

@@ -156,6 +156,8 @@ async def embedded_services(names: tuple[str, ...], state_dir: Path, config: dic
             sys.executable, "-m", "instructforge.cli.main", "up", "--services", ",".join(names),
             "--host", "127.0.0.1", "--port", "0", "--auth-tokens", "", "--no-metrics-enabled",
             "--state-dir", str(state_dir), "--config", str(config_file),
+            # Warnings and errors only: at INFO the provider SDK logs a line per call.
+            "--log-level", "WARNING",
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log, env=child_env,
             # Its own process group: a Ctrl-C reaches the run, which then stops the services in order.
             preexec_fn=functools.partial(_die_with_parent, os.getpid()), process_group=0)
