@@ -161,10 +161,11 @@ class ProcessWatch(threading.Thread):
             except OSError:
                 continue
             hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-            role = ("pipeline" if pid == self.root else "fake" if pid == self.fake
-                    else "services" if b"up" in cmdline else "other")
+            known = self.seen.get(pid)  # an exiting process has no command line or memory left to read
+            role = known["role"] if known else ("pipeline" if pid == self.root else "fake" if pid == self.fake
+                                                else "services" if b"up" in cmdline else "other")
             self.seen[pid] = {"role": role, "cpu": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
-                              "rss_mib": hwm / 1024}
+                              "rss_mib": max(hwm / 1024, known["rss_mib"] if known else 0.0)}
         cpu = {"machine": self._machine_busy()}
         for p in self.seen.values():
             cpu[p["role"]] = cpu.get(p["role"], 0.0) + p["cpu"]
