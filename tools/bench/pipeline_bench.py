@@ -35,6 +35,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -355,6 +356,7 @@ def orchestration_bound(args: argparse.Namespace) -> dict:
         await enrich_stage(ctx, recipe, tree, domain, rules, enrich)
         t2 = loop.time()
         state.close()
+        shutil.rmtree(work)
         return {"extend_wall": t1 - t0, "extend_calls": extend.calls, "enrich_wall": t2 - t1,
                 "enrich_calls": enrich.calls, "enrich_examples": enrich.outputs,
                 "timeline": [sum(1 for a, b in spans if a <= t < b) for t in _ticks(t1, t2)]}
