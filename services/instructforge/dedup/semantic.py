@@ -8,6 +8,13 @@ vectors present, retrained when the partition has grown 8x), or HNSW. Approximat
 a neighbour, never invent one: a missed near-duplicate is kept, never a novel item dropped. The
 measured recall of both kinds is in this service's README; IVF was far more robust on our data.
 
+IVF batches are searched grouped by cell: each (query, probed cell) pair becomes one row, the rows are
+sorted by cell and handed to FAISS's ``search_preassigned`` with one probe each, parallel over rows,
+so the queries that probe a cell scan it one after another while it is in cache, instead of each
+query streaming its ``nprobe`` cells from memory. Same FAISS kernels, so the same scores and
+neighbours as ``index.search``; 2.5-3x faster for a 1k batch against 1M vectors on two cores (the
+README has the figures).
+
 Vectors are float32 rows of unit length; scores are cosine similarities.
 """
 
@@ -25,6 +32,8 @@ from instructforge.runtime.errors import InvalidArgument
 
 FLAT, IVF, HNSW = "flat", "ivf", "hnsw"
 _DIRECT_MAP_LOCK = threading.Lock()
+_ROWS_PER_PASS = 1 << 15  # (query, cell) rows searched per FAISS call: 50 MB of query copies at 384-d
+_GROUPED_MIN_QUERIES = 32  # below this a batch shares too few cells to gain from grouping
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,8 @@ class VectorIndex:
             index.train(sample)
             self._trained_on = n
         index.add(data)
+        if self.policy.large_kind == IVF:
+            index.parallel_mode = 3  # search_preassigned: parallel over the rows it is given
         self.index, self.kind = index, self.policy.large_kind
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,14 +120,58 @@ class VectorIndex:
         n = len(vectors)
         if len(self) == 0 or n == 0:
             return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
-        if self.kind == IVF:
-            self.index.nprobe = self.policy.ivf_nprobe
-        elif self.kind == HNSW:
-            self.index.hnsw.efSearch = max(self.policy.hnsw_ef_search, k)
-        scores, ids = self.index.search(np.ascontiguousarray(vectors, np.float32), k)
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        if self.kind == IVF and n >= _GROUPED_MIN_QUERIES:
+            scores, ids = self._search_ivf_grouped(vectors, k)
+        else:
+            if self.kind == IVF:
+                self.index.nprobe = self.policy.ivf_nprobe
+            elif self.kind == HNSW:
+                self.index.hnsw.efSearch = max(self.policy.hnsw_ef_search, k)
+            scores, ids = self.index.search(vectors, k)
         found = ids >= 0
         entries = np.where(found, self.entries.view[np.where(found, ids, 0)], -1)
         return np.where(found, scores, -np.inf).astype(np.float32), entries
+
+    def _search_ivf_grouped(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``index.search`` of an IVF index, with the (query, cell) pairs grouped by cell (module doc)."""
+        faiss = _faiss()
+        index = self.index
+        index.parallel_mode = 3  # also for indexes read from a snapshot (the mode is not stored)
+        nprobe = min(self.policy.ivf_nprobe, index.nlist)
+        one_cell = faiss.SearchParametersIVF(nprobe=1)
+        n = len(vectors)
+        out_scores = np.empty((n, k), np.float32)
+        out_ids = np.empty((n, k), np.int64)
+        step = max(1, _ROWS_PER_PASS // nprobe)
+        for start in range(0, n, step):
+            x = vectors[start : start + step]
+            m = len(x)
+            cell_scores, cells = index.quantizer.search(x, nprobe)
+            order = np.argsort(cells.ravel(), kind="stable")  # rows by cell; row r is query r // nprobe
+            rows = len(order)
+            q = np.ascontiguousarray(x[order // nprobe])
+            assign = np.ascontiguousarray(cells.ravel()[order].reshape(rows, 1))
+            assign_scores = np.ascontiguousarray(cell_scores.ravel()[order].reshape(rows, 1))
+            s = np.empty((rows, k), np.float32)
+            i = np.empty((rows, k), np.int64)
+            index.search_preassigned_c(rows, faiss.swig_ptr(q), k, faiss.swig_ptr(assign),
+                                       faiss.swig_ptr(assign_scores), faiss.swig_ptr(s), faiss.swig_ptr(i),
+                                       False, one_cell)
+            # back to (query, probe order), then the best k over the probes; stable, so ties go to
+            # the earlier probe as in index.search
+            per_s = np.empty_like(s)
+            per_i = np.empty_like(i)
+            per_s[order], per_i[order] = s, i
+            per_s = np.where(per_i >= 0, per_s, -np.inf).reshape(m, nprobe * k)
+            per_i = per_i.reshape(m, nprobe * k)
+            if k == 1:
+                best = np.argmax(per_s, axis=1)[:, None]
+            else:
+                best = np.argsort(-per_s, axis=1, kind="stable")[:, :k]
+            out_scores[start : start + m] = np.take_along_axis(per_s, best, 1)
+            out_ids[start : start + m] = np.take_along_axis(per_i, best, 1)
+        return out_scores, out_ids
 
     def nbytes(self) -> int:
         per_vector = 4 * self.dim + 8
@@ -137,6 +192,7 @@ class VectorIndex:
         out.entries = GrowArray.of(np.load(path.with_suffix(".entries.npy")))
         if isinstance(out.index, faiss.IndexIVF):
             out.kind, out._trained_on = IVF, len(out)
+            out.index.parallel_mode = 3
         elif isinstance(out.index, faiss.IndexHNSW):
             out.kind = HNSW
         return out

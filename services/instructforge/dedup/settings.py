@@ -7,6 +7,12 @@ survives the process being killed; ``fsync`` adds protection against the machine
 order) and ``shard_self`` naming this pod's entry, the service refuses collections that hash to
 another pod, naming the owner, so a misconfigured client fails loudly instead of splitting a
 collection across pods.
+
+Embedding: ``embedding_backend`` picks how texts are embedded on the CPU (``auto``: ONNX Runtime
+float32, the same vectors as torch; ``torch-bf16`` and ``onnx-int8`` are faster and approximate; see
+``embedder.py`` and the README's figures). Exported ONNX graphs are cached under
+``<state_dir>/dedup/embedders``. Building these settings sets the process's embedding options
+(``embedder.configure``) for the embedders loaded afterwards: the service builds them once, first.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from instructforge.dedup.config import Limits
+from instructforge.dedup.embedder import EmbeddingOptions, configure
 from instructforge.dedup.manager import Durability
 from instructforge.dedup.semantic import IndexPolicy
 from instructforge.runtime.settings import ServiceSettings
@@ -40,6 +47,12 @@ class DedupSettings(ServiceSettings):
                                        "unsnapshotted writes at least this often")
     lexical_workers: int = Field(0, ge=0, description="threads of the LCS kernel; 0 = the CPUs this process may use")
     embedding_device: str = Field("", description="torch device of the embedding model (cpu, cuda); empty = auto")
+    embedding_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
+        "auto", description="how texts are embedded on the CPU: auto (onnx, or torch on a GPU), torch, onnx "
+        "(same vectors as torch), torch-bf16 or onnx-int8 (faster, approximate); falls back to torch, logged")
+    embedding_threads: int = Field(0, ge=0, description="threads of the embedding model; 0 = the library default "
+                                   "(ONNX Runtime: the CPUs this process may use)")
+    embedding_batch_size: int = Field(32, gt=0, description="texts per forward pass of the embedding model")
     max_batch_items: int = Field(_L.max_batch_items, gt=0, description="items per CheckAndInsert/Check/Insert call")
     max_text_bytes: int = Field(_L.max_text_bytes, gt=0, le=1 << 20, description="largest text, in UTF-8 bytes")
     max_entries: int = Field(_L.max_entries, gt=0, description="entries per collection before RESOURCE_EXHAUSTED")
@@ -67,6 +80,15 @@ class DedupSettings(ServiceSettings):
         if self.shard_addresses and self.shard_self not in self.shard_addresses:
             raise ValueError(f"shard_self {self.shard_self!r} must be one of shard_addresses")
         return self
+
+    @model_validator(mode="after")
+    def _configure_embedders(self):
+        configure(self.embedding_options())
+        return self
+
+    def embedding_options(self) -> EmbeddingOptions:
+        return EmbeddingOptions(self.embedding_backend, self.embedding_threads, self.embedding_batch_size,
+                                (self.service_state_dir / "embedders").absolute())
 
     def limits(self) -> Limits:
         return Limits(self.max_batch_items, self.max_text_bytes, self.max_entries, self.max_references,
