@@ -135,13 +135,17 @@ def test_other_model_layouts_use_sentence_transformers(tmp_path, caplog):
     assert emb.encode(["hello"]).shape == (1, 384)
 
 
-def test_settings_configure_the_process(tmp_path, monkeypatch):
+async def test_the_service_applies_its_embedding_settings(tmp_path, start_service):
+    """Building settings changes nothing; starting the service applies them before any embedder loads."""
     old = E.current_options()
     try:
         settings = DedupSettings(state_dir=tmp_path, embedding_backend="onnx-int8", embedding_threads=1,
                                  embedding_batch_size=64)
-        assert E.current_options() == settings.embedding_options() == E.EmbeddingOptions(
-            "onnx-int8", 1, 64, tmp_path / "dedup" / "embedders")
+        assert E.current_options() == old
+        assert settings.embedding_options() == E.EmbeddingOptions("onnx-int8", 1, 64, tmp_path / "dedup" / "embedders")
+        running = await start_service("dedup", state_dir=tmp_path, embedding_backend="onnx-int8",
+                                      embedding_threads=1, embedding_batch_size=64)
+        assert E.current_options() == running.settings.embedding_options()
         assert DedupSettings(state_dir=tmp_path).embedding_backend == "auto"
     finally:
         E.configure(old)

@@ -23,6 +23,7 @@ from .compare import compare_texts
 from .config import GLOBAL, PARTITION, CollectionConfig, LexicalConfig, SemanticConfig, validate_name
 from .decide import EXACT, LEXICAL, SEMANTIC, Match
 from .embedder import DEFAULT_MODEL
+from .embedder import configure as configure_embedders
 from .manager import CollectionManager
 from .metrics import DedupCollector
 from .routing import Router
@@ -244,6 +245,7 @@ class DedupServicer(pb_grpc.DedupServiceServicer):
 
 async def create_servicer(settings: DedupSettings, metrics: Metrics) -> DedupServicer:
     """Open every collection under the state folder (snapshot + log replay) before serving."""
+    configure_embedders(settings.embedding_options())  # before any collection loads its embedder
     manager = CollectionManager(
         settings.service_state_dir, settings.limits(), settings.durability(), settings.workers(),
         settings.embedding_device or None,

@@ -11,8 +11,8 @@ collection across pods.
 Embedding: ``embedding_backend`` picks how texts are embedded on the CPU (``auto``: ONNX Runtime
 float32, the same vectors as torch; ``torch-bf16`` and ``onnx-int8`` are faster and approximate; see
 ``embedder.py`` and the README's figures). Exported ONNX graphs are cached under
-``<state_dir>/dedup/embedders``. Building these settings sets the process's embedding options
-(``embedder.configure``) for the embedders loaded afterwards: the service builds them once, first.
+``<state_dir>/dedup/embedders``. The servicer applies them (``embedder.configure``) before it loads
+any embedder.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from instructforge.dedup.config import Limits
-from instructforge.dedup.embedder import EmbeddingOptions, configure
+from instructforge.dedup.embedder import EmbeddingOptions
 from instructforge.dedup.manager import Durability
 from instructforge.dedup.semantic import IndexPolicy
 from instructforge.runtime.settings import ServiceSettings
@@ -79,11 +79,6 @@ class DedupSettings(ServiceSettings):
     def _self_is_a_shard(self):
         if self.shard_addresses and self.shard_self not in self.shard_addresses:
             raise ValueError(f"shard_self {self.shard_self!r} must be one of shard_addresses")
-        return self
-
-    @model_validator(mode="after")
-    def _configure_embedders(self):
-        configure(self.embedding_options())
         return self
 
     def embedding_options(self) -> EmbeddingOptions:
