@@ -26,7 +26,7 @@ from fakes.openai_server import FakeOpenAI  # noqa: E402
 from pipeline_fakes import FakeLLM  # noqa: E402
 
 
-def _bad_answer(prompt: str, body: dict, kind: int) -> str | None:
+def _bad_answer(prompt: str, body: dict) -> str | None:
     """Every few prompts get a bad answer instead: a truncated, unparseable or empty one."""
     digest = int(hashlib.sha256(f"{prompt}|{body.get('seed')}".encode()).hexdigest()[:8], 16)
     if digest % 11 == 0:
@@ -68,7 +68,7 @@ class LayoutOpenAI(FakeOpenAI):
     def _respond(self, prompt: str, body: dict, index: int) -> str:
         if (asked := _BACK_TRANSLATION.match(prompt.rsplit("\n###\n", 1)[-1])) is not None:
             return self._back_translate(asked.group(2))
-        bad = _bad_answer(prompt, body, index)
+        bad = _bad_answer(prompt, body)
         if bad is not None:
             return bad
         text = self._llm.answer(prompt, salt=f"{body.get('seed')}/{index}")

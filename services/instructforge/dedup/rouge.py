@@ -12,11 +12,9 @@ rounding can never make a pair that a bound skipped come out above the threshold
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
-from instructforge.runtime.errors import InvalidArgument
 
 GT = ">"
 GE = ">="
@@ -52,9 +50,6 @@ def f_measures(lcs: np.ndarray, len_new: np.ndarray, len_existing: np.ndarray) -
     return out
 
 
-def validate_comparison(comparison: str, field: str) -> None:
-    if comparison not in COMPARISONS:
-        raise InvalidArgument(f"must be one of {', '.join(repr(c) for c in COMPARISONS)}", field=field)
 
 
 def drops(score: np.ndarray | float, threshold: float, comparison: str) -> np.ndarray | bool:
@@ -77,20 +72,4 @@ def min_lcs(len_new: np.ndarray, len_existing: np.ndarray, threshold: float) -> 
     return np.maximum(np.ceil(need), 1).astype(np.int64)
 
 
-def min_overlap_any_partner(length: int, threshold: float) -> int:
-    """The overlap a text of ``length`` tokens must share with *any* partner to reach ``threshold``.
 
-    With overlap ``o <= len(partner)``: ``2o / (length + o) >= t`` gives ``o >= t * length / (2 - t)``.
-    """
-    t = threshold - _SLACK
-    if t <= 0:
-        return 1
-    return max(1, math.ceil(t * length / (2 - t)))
-
-
-def length_window(length: int, threshold: float) -> tuple[int, int]:
-    """Partner lengths that can reach ``threshold`` with a text of ``length`` tokens (Dice bound)."""
-    t = threshold - _SLACK
-    if t <= 0:
-        return 1, 2**62
-    return max(1, math.ceil(t * length / (2 - t))), math.floor((2 - t) * length / t)
