@@ -281,7 +281,7 @@ class InstructionCorpus:
                 words[i], words[i + 1] = words[i + 1], words[i]
             elif op < 0.93:
                 words = [w.upper() if rng.random() < 0.2 else w for w in words]
-            else:
+            elif words:  # an edge-case text may have no words to end differently
                 words[-1] = words[-1].rstrip(".?!") + rng.choice(("?", "!", ".", "", " :)"))
         out = " ".join(words)
         return out[0].upper() + out[1:] if out else out
