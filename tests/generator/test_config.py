@@ -22,6 +22,7 @@ def test_documented_defaults_are_pinned():
     assert (d.weight, d.max_concurrency, d.min_concurrency, d.adaptive_concurrency, d.timeout_s, d.stream) == (
         1.0, 64, 1, True, 600.0, False)
     assert (d.requests_per_minute, d.tokens_per_minute, d.rate_limit_burst_s) == (None, None, 10.0)
+    assert d.http_client == "sdk"  # the official SDK unless a deployment asks for the direct client
 
 
 def test_errors_name_their_field():
@@ -41,6 +42,17 @@ def test_errors_name_their_field():
                                          {"name": "m", "deployments": [{"backend": "openai", "model": "y"}]}]})
     with pytest.raises(InvalidArgument):
         parse_gateway_config({"cache": {"store": "redis"}})
+
+
+@pytest.mark.parametrize("deployment,words", [
+    ({"backend": "anthropic", "model": "x", "http_client": "direct"}, "openai backend only"),
+    ({"backend": "openai", "model": "x", "http_client": "direct", "stream": True}, "stream: false"),
+    ({"backend": "openai", "model": "x", "http_client": "fast"}, "'sdk' or 'direct'"),
+])
+def test_the_direct_http_client_is_for_whole_openai_answers(deployment, words):
+    with pytest.raises(InvalidArgument) as info:
+        parse_gateway_config({"models": [{"name": "m", "deployments": [deployment]}]})
+    assert words in info.value.message, info.value.message
 
 
 def test_unnamed_deployments_get_names():

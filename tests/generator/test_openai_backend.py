@@ -1,4 +1,8 @@
-"""The openai backend against a fake that speaks OpenAI's wire protocol, through the whole gateway."""
+"""The openai backend against a fake that speaks OpenAI's wire protocol, through the whole gateway.
+
+Every test runs over both of the backend's HTTP clients, the official SDK and the direct one
+(`http_client: direct`), which must behave the same to the gateway: same bodies, same faults.
+"""
 
 import asyncio
 import logging
@@ -19,13 +23,28 @@ from instructforge.runtime.errors import (
 )
 
 
+@pytest.fixture(params=["sdk", "direct"])
+def config(request):
+    """`openai_config` with the deployment on one HTTP client; streaming is the SDK's alone."""
+
+    def make(url: str, **deployment) -> dict:
+        if deployment.get("stream"):
+            if request.param == "direct":
+                pytest.skip("the direct client reads whole answers; streaming goes through the SDK")
+        else:
+            deployment.setdefault("http_client", request.param)
+        return openai_config(url, **deployment)
+
+    return make
+
+
 def chat(text: str, **kwargs) -> GenerateRequest:
     return GenerateRequest(model="m", messages=(Message("user", text),), **kwargs)
 
 
-async def test_chat_and_completion_with_samples_stop_and_length(make_gateway):
+async def test_chat_and_completion_with_samples_stop_and_length(config, make_gateway):
     async with FakeOpenAI() as fake:
-        gw = await make_gateway(openai_config(fake.url, input_cost_per_million_tokens_usd=1.0,
+        gw = await make_gateway(config(fake.url, input_cost_per_million_tokens_usd=1.0,
                                               output_cost_per_million_tokens_usd=2.0))
         r = await gw.generate(chat("hello", sample_count=3))
         assert [s.index for s in r.samples] == [0, 1, 2]
@@ -44,9 +63,9 @@ async def test_chat_and_completion_with_samples_stop_and_length(make_gateway):
         assert r.samples[0].text.endswith("beta") and r.samples[0].finish_reason is FinishReason.STOP
 
 
-async def test_every_sampling_parameter_reaches_the_wire(make_gateway):
+async def test_every_sampling_parameter_reaches_the_wire(config, make_gateway):
     async with FakeOpenAI() as fake:
-        gw = await make_gateway(openai_config(fake.url, defaults={"temperature": 0.3, "max_tokens": 50}))
+        gw = await make_gateway(config(fake.url, defaults={"temperature": 0.3, "max_tokens": 50}))
         sampling = Sampling(top_p=0.9, top_k=5, stop=("x", "y"), seed=11, presence_penalty=0.5,
                             frequency_penalty=-0.5, repetition_penalty=1.2, logit_bias={"42": -100.0})
         await gw.generate(chat("params", sampling=sampling))
@@ -57,29 +76,39 @@ async def test_every_sampling_parameter_reaches_the_wire(make_gateway):
                         "repetition_penalty": 1.2}
 
 
-async def test_seeded_samples_use_seed_plus_index(make_gateway):
+async def test_seeded_samples_use_seed_plus_index(config, make_gateway):
     async with FakeOpenAI() as fake:
-        gw = await make_gateway(openai_config(fake.url))
+        gw = await make_gateway(config(fake.url))
         r = await gw.generate(chat("seeded", sample_count=3, sampling=Sampling(seed=100, temperature=1.0)))
         assert len(r.samples) == 3 and r.attempt_count == 3
         assert sorted(c.body["seed"] for c in fake.log.calls) == [100, 101, 102]
         assert all("n" not in c.body for c in fake.log.calls)
 
 
-async def test_api_key_from_env_is_sent_and_never_shown(make_gateway, monkeypatch, caplog):
+async def test_api_key_from_env_is_sent_and_never_shown(config, make_gateway, monkeypatch, caplog):
     monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-secret-123")
     caplog.set_level(logging.DEBUG)
     async with FakeOpenAI(api_key="sk-secret-123") as fake:
-        gw = await make_gateway(openai_config(fake.url, api_key_env="FAKE_OPENAI_KEY"))
+        gw = await make_gateway(config(fake.url, api_key_env="FAKE_OPENAI_KEY"))
         await gw.generate(chat("auth"))
         assert fake.log.calls[0].headers["authorization"] == "Bearer sk-secret-123"
         assert "sk-secret-123" not in repr(gw.config) and "sk-secret-123" not in caplog.text
 
 
-async def test_wrong_key_fails_fast_without_retry(make_gateway, monkeypatch):
+async def test_each_http_client_really_carries_the_call(config, make_gateway):
+    async with FakeOpenAI() as fake:
+        gw = await make_gateway(config(fake.url, headers={"X-Team": "data"}))
+        await gw.generate(chat("who"))
+        sent = fake.log.calls[0].headers
+        direct = gw.states["m-0"].config.http_client == "direct"
+        assert sent["user-agent"].startswith("instructforge/" if direct else "AsyncOpenAI/Python")
+        assert sent["x-team"] == "data" and sent["content-type"] == "application/json"
+
+
+async def test_wrong_key_fails_fast_without_retry(config, make_gateway, monkeypatch):
     monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-wrong")
     async with FakeOpenAI(api_key="sk-right") as fake:
-        gw = await make_gateway(openai_config(fake.url, api_key_env="FAKE_OPENAI_KEY"))
+        gw = await make_gateway(config(fake.url, api_key_env="FAKE_OPENAI_KEY"))
         with pytest.raises(Unauthenticated) as info:
             await gw.generate(chat("auth"))
         assert info.value.reason == "PROVIDER_UNAUTHENTICATED" and "sk-wrong" not in info.value.message
@@ -93,10 +122,10 @@ async def test_wrong_key_fails_fast_without_retry(make_gateway, monkeypatch):
     ("auth", Unauthenticated, "PROVIDER_UNAUTHENTICATED"),
     ("forbidden", PermissionDenied, "PROVIDER_PERMISSION_DENIED"),
 ])
-async def test_non_retryable_faults_fail_fast_with_a_precise_status(make_gateway, fault, error, reason):
+async def test_non_retryable_faults_fail_fast_with_a_precise_status(config, make_gateway, fault, error, reason):
     assert fault in NON_RETRYABLE
     async with FakeOpenAI(FaultPlan(script={"q": [fault, None]})) as fake:
-        gw = await make_gateway(openai_config(fake.url))
+        gw = await make_gateway(config(fake.url))
         with pytest.raises(error) as info:
             await gw.generate(chat("q"))
         assert info.value.reason == reason
@@ -106,10 +135,10 @@ async def test_non_retryable_faults_fail_fast_with_a_precise_status(make_gateway
 
 
 @pytest.mark.parametrize("fault", [f for f in RETRYABLE if f != "hang"] + ["truncated_stream"])
-async def test_retryable_faults_are_retried(make_gateway, fault):
+async def test_retryable_faults_are_retried(config, make_gateway, fault):
     stream = fault == "truncated_stream"
     async with FakeOpenAI(FaultPlan(script={"q": [fault, fault, None]}, retry_after=0.01)) as fake:
-        gw = await make_gateway(openai_config(fake.url, stream=stream))
+        gw = await make_gateway(config(fake.url, stream=stream))
         r = await gw.generate(chat("q", sample_count=2))
         assert r.attempt_count == 3 and len(fake.log) == 3
         assert r.samples[1].text == fake.log.calls[2].reply_text[1]
@@ -117,9 +146,9 @@ async def test_retryable_faults_are_retried(make_gateway, fault):
         assert counter(gw.metrics, "instructforge_generator_backend_calls_total") == 3
 
 
-async def test_streaming_deployment_reads_sse(make_gateway):
+async def test_streaming_deployment_reads_sse(config, make_gateway):
     async with FakeOpenAI() as fake:
-        gw = await make_gateway(openai_config(fake.url, stream=True))
+        gw = await make_gateway(config(fake.url, stream=True))
         r = await gw.generate(chat("streamed", sample_count=2, sampling=Sampling(max_tokens=4)))
         assert [s.text for s in r.samples] == ["reply 1.0 to streamed:", "reply 1.1 to streamed:"]
         assert {s.finish_reason for s in r.samples} == {FinishReason.LENGTH}
@@ -129,10 +158,10 @@ async def test_streaming_deployment_reads_sse(make_gateway):
         assert fake.log.calls[0].body["stream"] is True
 
 
-async def test_retry_after_in_whole_seconds_is_waited_for(make_gateway):
+async def test_retry_after_in_whole_seconds_is_waited_for(config, make_gateway):
     async with FakeOpenAI(FaultPlan(script={"q": ["rate_limit", None]}, retry_after=1.0)) as fake:
         # Backoff alone would wait at most 5 ms: the gap comes from Retry-After.
-        gw = await make_gateway(openai_config(fake.url))
+        gw = await make_gateway(config(fake.url))
         fake.faults.retry_after = 1.0
         # Only the whole-seconds header: as most providers send it.
         import generator.fakes.openai_server as server
@@ -153,9 +182,9 @@ async def test_retry_after_in_whole_seconds_is_waited_for(make_gateway):
         assert second.at - first.at >= 1.0
 
 
-async def test_retry_after_past_the_deadline_fails_now(make_gateway):
+async def test_retry_after_past_the_deadline_fails_now(config, make_gateway):
     async with FakeOpenAI(FaultPlan(script={"q": ["rate_limit", None]}, retry_after=30)) as fake:
-        gw = await make_gateway(openai_config(fake.url))
+        gw = await make_gateway(config(fake.url))
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(ResourceExhausted) as info:
@@ -166,9 +195,9 @@ async def test_retry_after_past_the_deadline_fails_now(make_gateway):
         assert len(fake.log) == 1
 
 
-async def test_deadline_bounds_a_hanging_call_and_cancels_the_request(make_gateway):
+async def test_deadline_bounds_a_hanging_call_and_cancels_the_request(config, make_gateway):
     async with FakeOpenAI(FaultPlan(script={"q": ["hang"]})) as fake:
-        gw = await make_gateway(openai_config(fake.url))
+        gw = await make_gateway(config(fake.url))
         loop = asyncio.get_running_loop()
         with pytest.raises(DeadlineExceeded):
             await gw.generate(chat("q"), deadline=loop.time() + 0.3)
@@ -176,9 +205,9 @@ async def test_deadline_bounds_a_hanging_call_and_cancels_the_request(make_gatew
         assert await wait_until(lambda: fake.log.calls[0].disconnected.is_set())
 
 
-async def test_caller_cancellation_reaches_the_provider(make_gateway):
+async def test_caller_cancellation_reaches_the_provider(config, make_gateway):
     async with FakeOpenAI(FaultPlan(script={"q": ["hang"]})) as fake:
-        gw = await make_gateway(openai_config(fake.url))
+        gw = await make_gateway(config(fake.url))
         task = asyncio.create_task(gw.generate(chat("q")))
         assert await wait_until(lambda: len(fake.log) == 1)
         task.cancel()
@@ -188,17 +217,17 @@ async def test_caller_cancellation_reaches_the_provider(make_gateway):
         assert counter(gw.metrics, "instructforge_generator_requests_total", outcome="cancelled") == 1
 
 
-async def test_attempt_timeout_turns_a_hang_into_a_retry(make_gateway):
+async def test_attempt_timeout_turns_a_hang_into_a_retry(config, make_gateway):
     async with FakeOpenAI(FaultPlan(script={"q": ["hang", None]})) as fake:
-        gw = await make_gateway(openai_config(fake.url, timeout_s=0.2))
+        gw = await make_gateway(config(fake.url, timeout_s=0.2))
         r = await gw.generate(chat("q"), deadline=asyncio.get_running_loop().time() + 10)
         assert r.attempt_count == 2
         assert counter(gw.metrics, "instructforge_generator_retries_total", fault="timeout") == 1
 
 
-async def test_unknown_model_is_not_found(make_gateway):
+async def test_unknown_model_is_not_found(config, make_gateway):
     async with FakeOpenAI() as fake:
-        gw = await make_gateway(openai_config(fake.url))
+        gw = await make_gateway(config(fake.url))
         with pytest.raises(NotFound) as info:
             await gw.generate(GenerateRequest(model="nope", text="x"))
         assert info.value.message.endswith("serves: m")

@@ -47,7 +47,7 @@ class SamplingDefaults(_Strict):
 NON_IDENTITY_FIELDS = frozenset({
     "name", "weight", "max_concurrency", "min_concurrency", "adaptive_concurrency", "requests_per_minute",
     "tokens_per_minute", "rate_limit_burst_s", "input_cost_per_million_tokens_usd",
-    "output_cost_per_million_tokens_usd", "timeout_s", "api_key_env", "api_key_file", "defaults", "stream",
+    "output_cost_per_million_tokens_usd", "timeout_s", "api_key_env", "api_key_file", "defaults", "stream", "http_client",
 })
 
 
@@ -72,6 +72,9 @@ class DeploymentConfig(_Strict):
     output_cost_per_million_tokens_usd: float = Field(0.0, ge=0)
     timeout_s: float = Field(600.0, gt=0, description="limit of one attempt (the caller's deadline bounds all)")
     stream: bool = Field(False, description="read the provider's answer as a stream (openai, anthropic)")
+    http_client: Literal["sdk", "direct"] = Field(
+        "sdk", description="openai: the official SDK, or the lean direct client for whole answers from local "
+        "servers at thousands of calls/s (about 0.1 ms of CPU per call instead of 0.5 ms)")
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
         "max_tokens", description="openai: the name of the output limit parameter the server expects")
     defaults: SamplingDefaults = Field(default_factory=SamplingDefaults)
@@ -82,6 +85,10 @@ class DeploymentConfig(_Strict):
     def _backend_needs(self) -> DeploymentConfig:
         if self.backend == "tgi" and not self.base_url:
             raise ValueError("base_url is required for the tgi backend")
+        if self.http_client == "direct" and self.backend != "openai":
+            raise ValueError("http_client: direct is for the openai backend only")
+        if self.http_client == "direct" and self.stream:
+            raise ValueError("http_client: direct reads whole answers; use stream: false, or http_client: sdk to stream")
         if self.api_key_env is not None and self.api_key_file is not None:
             raise ValueError("set api_key_env or api_key_file, not both")
         if self.min_concurrency > self.max_concurrency:
