@@ -6,7 +6,7 @@ from generator.conftest import counter
 from generator.fakes.faults import FaultPlan
 from generator.fakes.tgi_server import FakeTGI
 from instructforge.generator.request import FinishReason, GenerateRequest, Message, Sampling
-from instructforge.runtime.errors import InvalidArgument
+from instructforge.runtime.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 # The text-generation client calls pydantic v1's `.dict()`; its deprecation warning is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
@@ -55,6 +55,16 @@ async def test_retryable_faults(make_gateway, fault):
         r = await gw.generate(GenerateRequest(model="tgi", text="q"))
         assert len(fake.log) == 2 and r.samples[0].text == fake.log.calls[1].reply_text[0]
         assert counter(gw.metrics, "instructforge_generator_retries_total") == 1
+
+
+@pytest.mark.parametrize("fault,error,reason", [("auth", Unauthenticated, "PROVIDER_UNAUTHENTICATED"),
+                                                ("forbidden", PermissionDenied, "PROVIDER_PERMISSION_DENIED")])
+async def test_auth_failures_fail_fast(make_gateway, fault, error, reason):
+    async with FakeTGI(FaultPlan(script={"q": [fault, None]})) as fake:
+        gw = await make_gateway(config(fake.url))
+        with pytest.raises(error) as info:
+            await gw.generate(GenerateRequest(model="tgi", text="q"))
+        assert info.value.reason == reason and len(fake.log) == 1  # never retried
 
 
 @pytest.mark.parametrize("fault,reason", [("context_length", "CONTEXT_LENGTH_EXCEEDED"),

@@ -2,7 +2,8 @@
 
 Errors use TGI's body `{"error": ..., "error_type": ...}` with its statuses: 429 "overloaded" when
 the queue is full, 422 "validation" (including the context-length check on inputs + max_new_tokens),
-424 "generation" for a failure during generation.
+424 "generation" for a failure during generation; 401 and 403 (`{"error": ...}` alone) as an
+endpoint's auth proxy answers them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ def error_reply(fault: str):
     if fault == "truncated":
         body = json.dumps([{"generated_text": "cut", "details": {}}]).encode()
         return Reply(200, body, truncate_at=len(body) // 2)
-    if fault in ("bad_request", "content_policy", "auth", "forbidden"):
+    if fault == "auth":  # TGI behind an endpoint's auth proxy (Inference Endpoints, a gateway with --api-key)
+        return _error(401, None, "Invalid credentials in Authorization header")
+    if fault == "forbidden":
+        return _error(403, None, "Forbidden: this token cannot reach this endpoint")
+    if fault in ("bad_request", "content_policy"):
         return _error(422, "validation", "Input validation error: `temperature` must be strictly positive")
     if fault == "context_length":
         return _error(422, "validation", "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048. "

@@ -7,6 +7,10 @@ sequences are applied to the answer here, which yields the same text a server-si
 high throughput against TGI, point an `openai` deployment at TGI's `/v1` instead (same server, a
 pooled client).
 
+The library turns 401 into an "unknown" error and 403 into "shard not ready" (both would look
+retryable) and drops the status; `_keep_status` puts the status back on its exceptions, so a wrong
+key fails fast like it does on every other backend.
+
 TGI's sampling switches: temperature 0 (or unset) is greedy; top_p 1 and top_k 0 mean "off" and are
 not sent (TGI rejects them); seeds are unsigned, so a negative seed is taken modulo 2**64.
 """
@@ -18,6 +22,7 @@ import json
 import warnings
 
 import aiohttp
+import text_generation.client as tgi_client
 from pydantic.warnings import PydanticDeprecatedSince20
 from text_generation import AsyncClient
 from text_generation import errors as tgi_errors
@@ -39,6 +44,23 @@ DEFAULT_MAX_NEW_TOKENS = 512
 # The client still calls pydantic v1's `.dict()` on every request; its warning says nothing about our use.
 warnings.filterwarnings("ignore", category=PydanticDeprecatedSince20, module="text_generation.client")
 
+_library_parse_error = tgi_errors.parse_error
+
+
+def _keep_status(status_code: int, payload) -> Exception:
+    """The library's exception for an error answer, carrying the HTTP status it leaves out."""
+    try:
+        error = _library_parse_error(status_code, payload)
+    except (KeyError, TypeError):  # a body without TGI's "error" field (a proxy's own answer)
+        error = tgi_errors.UnknownError(str(payload)[:500])
+    error.status = status_code
+    return error
+
+
+tgi_client.parse_error = _keep_status  # the client module calls it by this name for every error answer
+
+_BY_STATUS = {401: Fault.UNAUTHENTICATED, 403: Fault.PERMISSION_DENIED, 404: Fault.NOT_FOUND}
+
 _ERRORS = (
     (tgi_errors.RateLimitExceededError, Fault.RATE_LIMITED),
     (tgi_errors.OverloadedError, Fault.OVERLOADED),
@@ -57,6 +79,9 @@ _ERRORS = (
 def classify(exc: BaseException) -> ProviderError | None:
     if isinstance(exc, ProviderError):
         return exc
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status in _BY_STATUS:
+        return ProviderError(_BY_STATUS[status], f"HTTP {status}: {exc}", status=status)
     for cls, fault in _ERRORS:
         if isinstance(exc, cls):
             message = str(exc)
