@@ -8,6 +8,10 @@ called at 1, 64 and 512 concurrent requests by:
 - stream       the gateway's StreamGenerate, one stream keeping N requests in flight;
 - http         the official openai client pointed at the gateway's OpenAI-compatible HTTP API.
 
+Each gateway mode runs twice, once per HTTP client of the gateway's openai backend (two logical
+models on the same fake): `/sdk`, the official SDK (the default), and `/direct`, the lean client a
+deployment selects with `http_client: direct`.
+
 Every request has its own prompt, so each one is a cache miss that the gateway looks up and then
 stores (SQLite by default, as in embedded mode; `--cache none` to leave the cache out). Prints
 throughput and latency per mode and concurrency, then the ratios next to the issue's targets (on
@@ -15,6 +19,7 @@ throughput and latency per mode and concurrency, then the ratios next to the iss
 through StreamGenerate; gateway throughput >= 80% of direct at 512 concurrent.
 
     python tools/bench/gateway_bench.py [--seconds 4] [--cache sqlite|memory|none] [--modes direct,grpc,stream,http]
+                                        [--clients sdk,direct] [--concurrency 1,64,512]
 """
 
 from __future__ import annotations
@@ -49,10 +54,13 @@ def start_fake() -> tuple[subprocess.Popen, int]:
 def start_gateway(fake_port: int, cache: str, state_dir: str) -> tuple[subprocess.Popen, int, int]:
     config = Path(state_dir) / "gateway.yaml"
     cache_section = {"store": cache} if cache != "sqlite" else {"store": "sqlite"}
-    generator = {
-        "models": [{"name": "bench", "deployments": [{
+    def model(client: str) -> dict:
+        return {"name": f"bench-{client}", "deployments": [{
             "backend": "openai", "model": "gpt-fake", "base_url": f"http://127.0.0.1:{fake_port}/v1",
-            "max_concurrency": 1024}]}],
+            "max_concurrency": 1024, "http_client": client}]}
+
+    generator = {
+        "models": [model("sdk"), model("direct")],
         "cache": cache_section, "stream_window": 1024}
     config.write_text(json.dumps({"generator": generator}))  # JSON is YAML
     cmd = [sys.executable, "-m", "instructforge.cli.main", "serve", "generator", "--port", "0", "--metrics-port", "0",
@@ -118,13 +126,13 @@ async def closed_loop(call, concurrency: int, seconds: float) -> dict:
     return result
 
 
-async def bench_openai(base_url: str, concurrency: int, seconds: float, tag: str) -> dict:
+async def bench_openai(base_url: str, concurrency: int, seconds: float, tag: str, model: str) -> dict:
     import openai
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
 
     async def call(i: int):
-        await client.chat.completions.create(model="bench" if tag == "http" else "gpt-fake",
+        await client.chat.completions.create(model=model,
                                              messages=[{"role": "user", "content": f"{tag}-{concurrency}-{i}"}])
 
     try:
@@ -133,12 +141,12 @@ async def bench_openai(base_url: str, concurrency: int, seconds: float, tag: str
         await client.close()
 
 
-def _request(pb, text: str):
-    return pb.GenerateRequest(model="bench", chat=pb.ChatPrompt(messages=[pb.ChatMessage(role=pb.ROLE_USER,
+def _request(pb, text: str, model: str):
+    return pb.GenerateRequest(model=model, chat=pb.ChatPrompt(messages=[pb.ChatMessage(role=pb.ROLE_USER,
                                                                                          content=text)]))
 
 
-async def bench_grpc(port: int, concurrency: int, seconds: float) -> dict:
+async def bench_grpc(port: int, concurrency: int, seconds: float, model: str) -> dict:
     import grpc
 
     from instructforge.generator.v1 import generator_pb2 as pb
@@ -148,12 +156,12 @@ async def bench_grpc(port: int, concurrency: int, seconds: float) -> dict:
         stub = generator_pb2_grpc.GeneratorServiceStub(channel)
 
         async def call(i: int):
-            await stub.Generate(_request(pb, f"grpc-{concurrency}-{i}"), timeout=60)
+            await stub.Generate(_request(pb, f"grpc-{model}-{concurrency}-{i}", model), timeout=60)
 
         return await closed_loop(call, concurrency, seconds)
 
 
-async def bench_stream(port: int, concurrency: int, seconds: float) -> dict:
+async def bench_stream(port: int, concurrency: int, seconds: float, model: str) -> dict:
     """One StreamGenerate call per round; a new request goes out whenever an answer comes back (N in flight)."""
     import grpc
 
@@ -161,13 +169,13 @@ async def bench_stream(port: int, concurrency: int, seconds: float) -> dict:
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = generator_pb2_grpc.GeneratorServiceStub(channel)
-        warm = await _stream_round(stub, concurrency, min(1.0, seconds / 4), "w")  # warm-up
-        result = await _stream_round(stub, concurrency, seconds, "m")
+        warm = await _stream_round(stub, concurrency, min(1.0, seconds / 4), f"w{model}", model)  # warm-up
+        result = await _stream_round(stub, concurrency, seconds, f"m{model}", model)
         result["total"] = warm["n"] + result["n"]
         return result
 
 
-async def _stream_round(stub, concurrency: int, duration: float, tag: str) -> dict:
+async def _stream_round(stub, concurrency: int, duration: float, tag: str, model: str) -> dict:
     from instructforge.generator.v1 import generator_pb2 as pb
 
     sent: dict[str, float] = {}
@@ -178,7 +186,7 @@ async def _stream_round(stub, concurrency: int, duration: float, tag: str) -> di
     def next_request():
         cid = f"{tag}{concurrency}-{next(counter)}"
         sent[cid] = time.perf_counter()
-        return pb.StreamGenerateRequest(correlation_id=cid, request=_request(pb, f"stream-{cid}"))
+        return pb.StreamGenerateRequest(correlation_id=cid, request=_request(pb, f"stream-{cid}", model))
 
     for _ in range(concurrency):
         outbox.put_nowait(next_request())
@@ -217,32 +225,37 @@ def process_cpu_s(pid: int) -> float:
 
 
 def table(results: dict) -> str:
-    header = f"{'mode':<8} {'conc':>5} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'n':>7} {'gateway CPU us/req':>19}"
+    header = f"{'mode':<12} {'conc':>5} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'n':>7} {'gateway CPU us/req':>19}"
     lines = [header]
     for (mode, conc), r in results.items():
         cpu = f"{r['gateway_cpu_us']:.0f}" if r.get("gateway_cpu_us") is not None else "-"
-        lines.append(f"{mode:<8} {conc:>5} {r['rps']:>9.0f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['n']:>7} "
+        lines.append(f"{mode:<12} {conc:>5} {r['rps']:>9.0f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['n']:>7} "
                      f"{cpu:>19}")
     return "\n".join(lines)
 
 
 def verdicts(results: dict) -> str:
     lines = ["", "targets (2 cores):"]
-    direct64, direct512 = results.get(("direct", 64)), results.get(("direct", 512))
-    for mode in ("grpc", "stream", "http"):
-        r64, r512 = results.get((mode, 64)), results.get((mode, 512))
+    direct1, direct64, direct512 = (results.get(("direct", c)) for c in (1, 64, 512))
+    for mode in sorted({m for m, _c in results if m != "direct"}):
+        r1, r64, r512 = (results.get((mode, c)) for c in (1, 64, 512))
+        if direct1 and r1:  # one request at a time: the pure cost of the extra hop, no queueing
+            lines.append(f"  {mode:<12} added latency at 1:  p50 {r1['p50_ms'] - direct1['p50_ms']:+.2f} ms  "
+                         f"p99 {r1['p99_ms'] - direct1['p99_ms']:+.2f} ms")
         if direct64 and r64:
             p50 = r64["p50_ms"] - direct64["p50_ms"]
             p99 = r64["p99_ms"] - direct64["p99_ms"]
-            lines.append(f"  {mode:<6} added latency at 64: p50 {p50:+.2f} ms (target <= 2)  "
+            lines.append(f"  {mode:<12} added latency at 64: p50 {p50:+.2f} ms (target <= 2)  "
                          f"p99 {p99:+.2f} ms (target <= 10)  {'MET' if p50 <= 2 and p99 <= 10 else 'MISSED'}")
         if direct512 and r512:
             ratio = r512["rps"] / direct512["rps"]
-            lines.append(f"  {mode:<6} throughput vs direct at 512: {ratio:.2f} (target >= 0.80)  "
+            lines.append(f"  {mode:<12} throughput vs direct at 512: {ratio:.2f} (target >= 0.80)  "
                          f"{'MET' if ratio >= 0.8 else 'MISSED'}")
-    best = max((r["rps"] for (m, _c), r in results.items() if m == "stream"), default=None)
-    if best is not None:
-        lines.append(f"  stream best generations/s: {best:.0f} (target >= 1500)  {'MET' if best >= 1500 else 'MISSED'}")
+    for client in ("sdk", "direct"):
+        best = max((r["rps"] for (m, _c), r in results.items() if m == f"stream/{client}"), default=None)
+        if best is not None:
+            lines.append(f"  stream/{client} best generations/s: {best:.0f} (target >= 1500)  "
+                         f"{'MET' if best >= 1500 else 'MISSED'}")
     return "\n".join(lines)
 
 
@@ -251,9 +264,11 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="measured time per mode and concurrency")
     parser.add_argument("--cache", choices=("sqlite", "memory", "none"), default="sqlite")
     parser.add_argument("--modes", default="direct,grpc,stream,http")
+    parser.add_argument("--clients", default="sdk,direct", help="the gateway's openai HTTP clients to measure")
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
     args = parser.parse_args()
     modes = args.modes.split(",")
+    clients = args.clients.split(",")
     levels = [int(c) for c in args.concurrency.split(",")]
     fake, fake_port = start_fake()
     state = tempfile.mkdtemp(prefix="gateway-bench-")
@@ -263,24 +278,28 @@ async def main() -> None:
         print(f"cpus: {os.cpu_count()}  load average: {os.getloadavg()[0]:.2f}  cache: {args.cache}  "
               f"seconds per cell: {args.seconds}", flush=True)
         results: dict = {}
+        cells = [(mode, None) if mode == "direct" else (mode, c) for mode in modes
+                 for c in (clients if mode != "direct" else [None])]
         for conc in levels:
-            for mode in modes:
+            for mode, client in cells:
                 cpu_before = process_cpu_s(gateway.pid)
+                model = f"bench-{client}"
                 if mode == "direct":
-                    r = await bench_openai(f"http://127.0.0.1:{fake_port}/v1", conc, args.seconds, "direct")
+                    r = await bench_openai(f"http://127.0.0.1:{fake_port}/v1", conc, args.seconds, "direct", "gpt-fake")
                 elif mode == "grpc":
-                    r = await bench_grpc(grpc_port, conc, args.seconds)
+                    r = await bench_grpc(grpc_port, conc, args.seconds, model)
                 elif mode == "stream":
-                    r = await bench_stream(grpc_port, conc, args.seconds)
+                    r = await bench_stream(grpc_port, conc, args.seconds, model)
                 elif mode == "http":
-                    r = await bench_openai(f"http://127.0.0.1:{http_port}/v1", conc, args.seconds, "http")
+                    r = await bench_openai(f"http://127.0.0.1:{http_port}/v1", conc, args.seconds, "http", model)
                 else:
                     raise SystemExit(f"unknown mode {mode}")
+                label = mode if client is None else f"{mode}/{client}"
                 if mode != "direct":
                     r["gateway_cpu_us"] = (process_cpu_s(gateway.pid) - cpu_before) / max(1, r["total"]) * 1e6
-                results[(mode, conc)] = r
-                print(f"{mode:<8} {conc:>5} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms",
-                      flush=True)
+                results[(label, conc)] = r
+                print(f"{label:<12} {conc:>5} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
+                      f"p99 {r['p99_ms']:.2f} ms", flush=True)
         print()
         print(table(results))
         print(verdicts(results))
