@@ -22,6 +22,7 @@ def test_the_order_is_openai_then_anthropic_then_base_url_then_local(tmp_path):
     del env["ANTHROPIC_API_KEY"]
     chosen = deployment(select_llm(None, env, gateway_is_remote=False))
     assert (chosen["backend"], chosen["base_url"], chosen["model"]) == ("openai", "http://127.0.0.1:9/v1", "m")
+    assert chosen["http_client"] == "direct"  # a self-hosted server: the gateway's lean client
     del env["IFORGE_LLM_BASE_URL"]
     (tmp_path / "config.json").write_text("{}")
     env["IFORGE_LLM_LOCAL_MODEL"] = str(tmp_path)

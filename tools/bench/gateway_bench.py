@@ -225,12 +225,12 @@ def process_cpu_s(pid: int) -> float:
 
 
 def table(results: dict) -> str:
-    header = f"{'mode':<12} {'conc':>5} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'n':>7} {'gateway CPU us/req':>19}"
+    header = f"{'mode':<12} {'conc':>5} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'n':>7} {'gateway CPU us/req':>19} {'client CPU us/req':>18}"
     lines = [header]
     for (mode, conc), r in results.items():
         cpu = f"{r['gateway_cpu_us']:.0f}" if r.get("gateway_cpu_us") is not None else "-"
         lines.append(f"{mode:<12} {conc:>5} {r['rps']:>9.0f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['n']:>7} "
-                     f"{cpu:>19}")
+                     f"{cpu:>19} {r['client_cpu_us']:>18.0f}")
     return "\n".join(lines)
 
 
@@ -283,6 +283,7 @@ async def main() -> None:
         for conc in levels:
             for mode, client in cells:
                 cpu_before = process_cpu_s(gateway.pid)
+                client_before = time.process_time()
                 model = f"bench-{client}"
                 if mode == "direct":
                     r = await bench_openai(f"http://127.0.0.1:{fake_port}/v1", conc, args.seconds, "direct", "gpt-fake")
@@ -295,6 +296,7 @@ async def main() -> None:
                 else:
                     raise SystemExit(f"unknown mode {mode}")
                 label = mode if client is None else f"{mode}/{client}"
+                r["client_cpu_us"] = (time.process_time() - client_before) / max(1, r["total"]) * 1e6
                 if mode != "direct":
                     r["gateway_cpu_us"] = (process_cpu_s(gateway.pid) - cpu_before) / max(1, r["total"]) * 1e6
                 results[(label, conc)] = r

@@ -84,7 +84,9 @@ def _from_environment(env: Mapping[str, str], model: str | None) -> LlmChoice | 
                                  "recipe's `model`) to a model that server serves")
         extra = {"api_key_env": "IFORGE_LLM_API_KEY"} if env.get("IFORGE_LLM_API_KEY") else {}
         url = env["IFORGE_LLM_BASE_URL"]
-        return LlmChoice(EMBEDDED_MODEL_NAME, _route("openai", override, base_url=url, **extra),
+        # A self-hosted server (vLLM, TGI, llama.cpp) answers as fast as it is asked: the gateway's
+        # lean client keeps the gateway's CPU from being the limit (openai_direct.py).
+        return LlmChoice(EMBEDDED_MODEL_NAME, _route("openai", override, base_url=url, http_client="direct", **extra),
                          f"{override} at {url} (IFORGE_LLM_BASE_URL is set)")
     return None
 
