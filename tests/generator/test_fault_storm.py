@@ -23,12 +23,14 @@ IN_FLIGHT = 256  # what a pipeline keeps in flight (StreamGenerate's window)
 # A hang ends with the attempt's 10 s timeout, then a retry. (An answer that arrives after its attempt timed
 # out is paid twice by any client; 10 s keeps a loaded CI machine's event-loop stalls far from that.)
 @pytest.mark.slow
-async def test_2000_requests_under_30_percent_faults(make_gateway):
+@pytest.mark.parametrize("http_client", ["sdk", "direct"])
+async def test_2000_requests_under_30_percent_faults(make_gateway, http_client):
     plan = FaultPlan(rate=0.3, kinds=KINDS, weights=WEIGHTS, seed=42, retry_after=0.05)
     async with FakeOpenAI(plan) as fake:
         gw = await make_gateway({
             "models": [{"name": "m", "deployments": [{"backend": "openai", "model": "gpt-fake", "base_url": fake.url,
-                                                       "max_concurrency": 64, "min_concurrency": 16, "timeout_s": 10.0}]}],
+                                                       "max_concurrency": 64, "min_concurrency": 16, "timeout_s": 10.0,
+                                                       "http_client": http_client}]}],
             "retry": {"max_attempts": MAX_ATTEMPTS, "base_delay_s": 0.01, "max_delay_s": 0.1},
             "cooldown": {"failures": 1000}})
         deadline = asyncio.get_running_loop().time() + 120
