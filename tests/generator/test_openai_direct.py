@@ -11,10 +11,10 @@ from instructforge.generator.faults import Fault
      Fault.RATE_LIMITED, None),
     (429, b'{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota"}}',
      Fault.QUOTA_EXHAUSTED, None),
-    (400, b'{"error": {"message": "This model\'s maximum context length is 8192 tokens", "param": "messages",'
-          b' "code": "context_length_exceeded"}}', Fault.CONTEXT_LENGTH, "messages"),
-    (400, b'{"object": "error", "message": "temperature must be non-negative", "type": "BadRequestError",'
-          b' "param": "temperature", "code": 400}', Fault.BAD_REQUEST, "temperature"),  # vLLM's flat envelope
+    (400, (b'{"error": {"message": "This model\'s maximum context length is 8192 tokens", "param": "messages",'
+           b' "code": "context_length_exceeded"}}'), Fault.CONTEXT_LENGTH, "messages"),
+    (400, (b'{"object": "error", "message": "temperature must be non-negative", "type": "BadRequestError",'
+           b' "param": "temperature", "code": 400}'), Fault.BAD_REQUEST, "temperature"),  # vLLM's flat envelope
     (400, b'{"error": {"message": "flagged by our safety system", "code": "content_policy_violation"}}',
      Fault.CONTENT_POLICY, None),
     (502, b"<html><body>Bad Gateway</body></html>", Fault.SERVER_ERROR, None),  # a proxy's error page

@@ -224,6 +224,16 @@ def process_cpu_s(pid: int) -> float:
         return float("nan")
 
 
+def median_of(runs: list[dict]) -> dict:
+    """Each figure of a cell as the median over its interleaved rounds (one noisy round moves nothing)."""
+    import statistics
+
+    keys = [k for k in runs[0] if isinstance(runs[0][k], (int, float)) and all(k in r for r in runs)]
+    merged = {k: statistics.median(r[k] for r in runs) for k in keys}
+    merged["n"] = int(merged["n"])
+    return merged
+
+
 def table(results: dict) -> str:
     header = f"{'mode':<12} {'conc':>5} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'n':>7} {'gateway CPU us/req':>19} {'client CPU us/req':>18}"
     lines = [header]
@@ -265,6 +275,8 @@ async def main() -> None:
     parser.add_argument("--cache", choices=("sqlite", "memory", "none"), default="sqlite")
     parser.add_argument("--modes", default="direct,grpc,stream,http")
     parser.add_argument("--clients", default="sdk,direct", help="the gateway's openai HTTP clients to measure")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds over every cell, interleaved; each figure is the median of its rounds")
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
     args = parser.parse_args()
     modes = args.modes.split(",")
@@ -280,28 +292,31 @@ async def main() -> None:
         results: dict = {}
         cells = [(mode, None) if mode == "direct" else (mode, c) for mode in modes
                  for c in (clients if mode != "direct" else [None])]
-        for conc in levels:
-            for mode, client in cells:
-                cpu_before = process_cpu_s(gateway.pid)
-                client_before = time.process_time()
-                model = f"bench-{client}"
-                if mode == "direct":
-                    r = await bench_openai(f"http://127.0.0.1:{fake_port}/v1", conc, args.seconds, "direct", "gpt-fake")
-                elif mode == "grpc":
-                    r = await bench_grpc(grpc_port, conc, args.seconds, model)
-                elif mode == "stream":
-                    r = await bench_stream(grpc_port, conc, args.seconds, model)
-                elif mode == "http":
-                    r = await bench_openai(f"http://127.0.0.1:{http_port}/v1", conc, args.seconds, "http", model)
-                else:
-                    raise SystemExit(f"unknown mode {mode}")
-                label = mode if client is None else f"{mode}/{client}"
-                r["client_cpu_us"] = (time.process_time() - client_before) / max(1, r["total"]) * 1e6
-                if mode != "direct":
-                    r["gateway_cpu_us"] = (process_cpu_s(gateway.pid) - cpu_before) / max(1, r["total"]) * 1e6
-                results[(label, conc)] = r
-                print(f"{label:<12} {conc:>5} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
-                      f"p99 {r['p99_ms']:.2f} ms", flush=True)
+        rounds: dict = {}
+        for round_ in range(args.repeat):
+            for conc in levels:
+                for mode, client in cells:
+                    cpu_before = process_cpu_s(gateway.pid)
+                    client_before = time.process_time()
+                    model = f"bench-{client}"
+                    if mode == "direct":
+                        r = await bench_openai(f"http://127.0.0.1:{fake_port}/v1", conc, args.seconds, "direct", "gpt-fake")
+                    elif mode == "grpc":
+                        r = await bench_grpc(grpc_port, conc, args.seconds, model)
+                    elif mode == "stream":
+                        r = await bench_stream(grpc_port, conc, args.seconds, model)
+                    elif mode == "http":
+                        r = await bench_openai(f"http://127.0.0.1:{http_port}/v1", conc, args.seconds, "http", model)
+                    else:
+                        raise SystemExit(f"unknown mode {mode}")
+                    label = mode if client is None else f"{mode}/{client}"
+                    r["client_cpu_us"] = (time.process_time() - client_before) / max(1, r["total"]) * 1e6
+                    if mode != "direct":
+                        r["gateway_cpu_us"] = (process_cpu_s(gateway.pid) - cpu_before) / max(1, r["total"]) * 1e6
+                    rounds.setdefault((label, conc), []).append(r)
+                    print(f"[{round_ + 1}/{args.repeat}] {label:<12} {conc:>5} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
+                          f"p99 {r['p99_ms']:.2f} ms", flush=True)
+        results = {cell: median_of(runs) for cell, runs in rounds.items()}
         print()
         print(table(results))
         print(verdicts(results))

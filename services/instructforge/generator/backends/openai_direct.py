@@ -23,7 +23,6 @@ from instructforge.generator.backends.sdk_errors import root_fault
 from instructforge.generator.faults import Fault, ProviderError, fault_for_status, parse_retry_after
 
 
-
 class DirectOpenAIClient:
     """POST JSON to `<base_url><path>` over pooled keep-alive connections; answer the parsed JSON."""
 
