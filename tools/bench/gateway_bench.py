@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "generator" / "fakes" / "openai_server.py"
 CONCURRENCY = (1, 64, 512)
+# Changed before every cell, so no prompt repeats across cells or rounds: every request is a cache miss.
+PROMPT_PREFIX = ""
 
 
 def start_fake() -> tuple[subprocess.Popen, int]:
@@ -133,7 +135,7 @@ async def bench_openai(base_url: str, concurrency: int, seconds: float, tag: str
 
     async def call(i: int):
         await client.chat.completions.create(model=model,
-                                             messages=[{"role": "user", "content": f"{tag}-{concurrency}-{i}"}])
+                                             messages=[{"role": "user", "content": f"{PROMPT_PREFIX}{tag}-{concurrency}-{i}"}])
 
     try:
         return await closed_loop(call, concurrency, seconds)
@@ -156,7 +158,7 @@ async def bench_grpc(port: int, concurrency: int, seconds: float, model: str) ->
         stub = generator_pb2_grpc.GeneratorServiceStub(channel)
 
         async def call(i: int):
-            await stub.Generate(_request(pb, f"grpc-{model}-{concurrency}-{i}", model), timeout=60)
+            await stub.Generate(_request(pb, f"{PROMPT_PREFIX}grpc-{model}-{concurrency}-{i}", model), timeout=60)
 
         return await closed_loop(call, concurrency, seconds)
 
@@ -186,7 +188,7 @@ async def _stream_round(stub, concurrency: int, duration: float, tag: str, model
     def next_request():
         cid = f"{tag}{concurrency}-{next(counter)}"
         sent[cid] = time.perf_counter()
-        return pb.StreamGenerateRequest(correlation_id=cid, request=_request(pb, f"stream-{cid}", model))
+        return pb.StreamGenerateRequest(correlation_id=cid, request=_request(pb, f"{PROMPT_PREFIX}stream-{cid}", model))
 
     for _ in range(concurrency):
         outbox.put_nowait(next_request())
@@ -270,6 +272,7 @@ def verdicts(results: dict) -> str:
 
 
 async def main() -> None:
+    global PROMPT_PREFIX
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured time per mode and concurrency")
     parser.add_argument("--cache", choices=("sqlite", "memory", "none"), default="sqlite")
@@ -296,6 +299,7 @@ async def main() -> None:
         for round_ in range(args.repeat):
             for conc in levels:
                 for mode, client in cells:
+                    PROMPT_PREFIX = f"r{round_}-"
                     cpu_before = process_cpu_s(gateway.pid)
                     client_before = time.process_time()
                     model = f"bench-{client}"
