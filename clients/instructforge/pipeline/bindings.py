@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from instructforge.client import ApiError, DedupClient, GeneratorClient, VerifierClient
 from instructforge.dedup.v1 import dedup_pb2 as dd
 from instructforge.generator.v1 import generator_pb2 as gen
+from instructforge.pipeline.generation_stream import GenerationStream
 from instructforge.pipeline.protocols import (
     CollectionSpec,
     Comparison,
@@ -73,16 +74,26 @@ def generate_request(request: GenerationRequest) -> gen.GenerateRequest:
 
 
 class GatewayGenerator:
-    """`protocols.Generator` through the generator gateway."""
+    """`protocols.Generator` through the generator gateway: every call over one StreamGenerate call
+    (`stream=True`, what a run uses: `generation_stream.py` says why), or one unary Generate each."""
 
-    def __init__(self, client: GeneratorClient):
+    def __init__(self, client: GeneratorClient, *, stream: bool = False):
         self._client = client
+        self._streaming = stream
+        self._stream: GenerationStream | None = None
 
     async def generate(self, request: GenerationRequest) -> Completion:
+        what = f"generation for {request.record_id or request.idempotency_key}"
+        message = generate_request(request)
         try:
-            reply = await self._client.generate(generate_request(request))
+            if self._streaming:
+                if self._stream is None or self._stream.closed:
+                    self._stream = GenerationStream(self._client)
+                reply = await self._stream.call(message, self._client.timeout, what)
+            else:
+                reply = await self._client.generate(message)
         except ApiError as error:
-            raise _sorted_error(error, f"generation for {request.record_id or request.idempotency_key}") from None
+            raise _sorted_error(error, what) from None
         samples = sorted(reply.samples, key=lambda s: s.index)
         return Completion(
             texts=tuple(s.text for s in samples),
@@ -90,6 +101,10 @@ class GatewayGenerator:
             prompt_tokens=reply.usage.prompt_tokens, completion_tokens=reply.usage.completion_tokens,
             cost_usd=reply.cost_usd, cache_hit=reply.cache_hit, model=reply.provider_model,
         )
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            await self._stream.close()
 
 
 class DedupNoveltyFilter:

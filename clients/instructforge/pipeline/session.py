@@ -89,7 +89,9 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
         if "verifier" in addresses:
             verifier = VerifierExecutor(await stack.enter_async_context(
                 VerifierClient.connect(addresses["verifier"], token=None if "verifier" in missing else token)))
-        yield Session(GatewayGenerator(generator), DedupNoveltyFilter(dedup), llm,
+        gateway = GatewayGenerator(generator, stream=True)
+        stack.push_async_callback(gateway.aclose)  # before the client's channel closes
+        yield Session(gateway, DedupNoveltyFilter(dedup), llm,
                       {k: v for k, v in addresses.items() if v}, missing, verifier,
                       similarity=DedupSimilarityScorer(dedup))
 

@@ -1,0 +1,92 @@
+"""Every LLM call of a run over one `StreamGenerate` call to the gateway.
+
+Why: a unary call per generation costs the pipeline and the gateway a gRPC call's set-up and
+teardown each time; a run keeps hundreds of generations in flight, and over one stream each costs
+only its two messages (`tools/bench/gateway_bench.py` measures the gateway's side: about a quarter
+less CPU per generation than unary `Generate`). What is in flight stays bounded: by the run's call
+slots first, then by the gateway's stream window and HTTP/2 flow control.
+
+One stream at a time. Each generation gets a correlation id and a future; a reader task settles the
+futures as answers arrive, in any order. An item the gateway fails comes back as its own
+`StreamError` and fails alone. A broken stream (the gateway restarted, the connection dropped)
+fails every generation still waiting on it as temporary, which the run retries on a fresh stream;
+the gateway's idempotency keys make such a retry free when the first attempt was answered after all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+
+import grpc
+
+from instructforge.client import ApiError, GeneratorClient
+from instructforge.generator.v1 import generator_pb2 as gen
+from instructforge.pipeline.protocols import TransientError
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+CLOSE_TIMEOUT_S = 10.0  # for answers still on the way when the run closes its stream
+
+
+class GenerationStream:
+    """Sends `GenerateRequest`s over one StreamGenerate call and returns each one's answer."""
+
+    def __init__(self, client: GeneratorClient):
+        self._outbox: asyncio.Queue[gen.StreamGenerateRequest | None] = asyncio.Queue()
+        self._pending: dict[str, asyncio.Future[gen.StreamGenerateResponse]] = {}
+        self._ids = itertools.count()
+        self.closed = False
+        self._reader = asyncio.get_running_loop().create_task(self._read(client))
+
+    async def call(self, message: gen.GenerateRequest, timeout_s: float, what: str) -> gen.GenerateResponse:
+        """The answer to `message`; ApiError for an item the gateway failed, TransientError for a lost stream."""
+        if self.closed:
+            raise TransientError(f"{what}: the generation stream is closed")
+        correlation_id = str(next(self._ids))
+        answer = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = answer
+        self._outbox.put_nowait(gen.StreamGenerateRequest(correlation_id=correlation_id, request=message))
+        try:
+            out = await asyncio.wait_for(answer, timeout_s)
+        except TimeoutError:
+            raise TransientError(f"{what}: no answer on the generation stream within {timeout_s:.0f} s") from None
+        finally:
+            self._pending.pop(correlation_id, None)
+        if out.WhichOneof("result") == "error":
+            error = out.error
+            raise ApiError(_CODES.get(error.code, grpc.StatusCode.UNKNOWN), error.message, reason=error.reason or None)
+        return out.response
+
+    async def _requests(self) -> AsyncIterator[gen.StreamGenerateRequest]:
+        while (item := await self._outbox.get()) is not None:
+            yield item
+
+    async def _read(self, client: GeneratorClient) -> None:
+        failure: Exception = TransientError("the gateway ended the generation stream")
+        try:
+            async for out in client.stream_generate(self._requests()):
+                answer = self._pending.get(out.correlation_id)
+                if answer is not None and not answer.done():
+                    answer.set_result(out)
+        except ApiError as error:
+            failure = error if not error.temporary else TransientError(f"the generation stream broke: {error}")
+        except asyncio.CancelledError:
+            failure = TransientError("the generation stream was closed")
+            raise
+        finally:
+            self.closed = True
+            for answer in self._pending.values():
+                if not answer.done():
+                    answer.set_exception(failure)
+
+    async def close(self) -> None:
+        """End the request stream, let the gateway finish what it has, then stop reading."""
+        self._outbox.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reader), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader

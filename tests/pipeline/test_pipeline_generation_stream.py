@@ -1,0 +1,72 @@
+"""A run's generations over one StreamGenerate call: answers correlated, failures kept to their own items."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from generator.fakes.faults import FaultPlan
+from generator.fakes.openai_server import FakeOpenAI
+from instructforge.client import GeneratorClient
+from instructforge.pipeline.bindings import GatewayGenerator
+from instructforge.pipeline.protocols import GenerationRequest, PermanentError, Sampling, TransientError
+
+
+async def gateway(start_service, url: str, port: int = 0, **settings):
+    models = [{"name": "m", "deployments": [{"backend": "openai", "model": "gpt-fake", "base_url": url,
+                                             "http_client": "direct"}]}]
+    return await start_service("generator", port=port, models=models, cache={"store": "memory"},
+                               retry={"max_attempts": 1}, **settings)
+
+
+def ask(i: int, **sampling) -> GenerationRequest:
+    return GenerationRequest(model="m", prompt=f"question {i}", idempotency_key=f"run/{i}", run_id="run",
+                             sampling=Sampling(**sampling))
+
+
+async def test_many_generations_in_flight_on_one_stream_each_get_their_own_answer(start_service):
+    async with FakeOpenAI(delay=0.05) as fake:
+        running = await gateway(start_service, fake.url)
+        async with GeneratorClient.connect(f"127.0.0.1:{running.port}") as client:
+            generator = GatewayGenerator(client, stream=True)
+            answers = await asyncio.gather(*(generator.generate(ask(i)) for i in range(200)))
+            for i, answer in enumerate(answers):
+                assert answer.texts[0].endswith(f"to question {i}: alpha beta gamma delta epsilon zeta eta theta")
+                assert answer.prompt_tokens == 2 and not answer.cache_hit
+            assert fake.max_active > 50  # really concurrent, not one after another
+            await generator.aclose()
+
+
+async def test_a_bad_item_fails_alone_and_permanently(start_service):
+    async with FakeOpenAI(FaultPlan(script={"question 1": ["context_length"]})) as fake:
+        running = await gateway(start_service, fake.url)
+        async with GeneratorClient.connect(f"127.0.0.1:{running.port}") as client:
+            generator = GatewayGenerator(client, stream=True)
+            good, bad, invalid = await asyncio.gather(
+                generator.generate(ask(0)), generator.generate(ask(1)), generator.generate(ask(2, temperature=-1.0)),
+                return_exceptions=True)
+            assert good.texts[0].endswith("to question 0: alpha beta gamma delta epsilon zeta eta theta")
+            assert isinstance(bad, PermanentError) and "CONTEXT_LENGTH_EXCEEDED" in str(bad)
+            assert isinstance(invalid, PermanentError) and "sampling.temperature" in str(invalid)
+            again = await generator.generate(ask(3))  # the stream carries on after failed items
+            assert again.texts[0].endswith("to question 3: alpha beta gamma delta epsilon zeta eta theta")
+            await generator.aclose()
+
+
+async def test_a_lost_stream_fails_what_waits_on_it_as_temporary_and_the_next_call_opens_a_new_one(
+        start_service):
+    async with FakeOpenAI(delay=5.0) as slow, FakeOpenAI() as fast:
+        first = await gateway(start_service, slow.url, shutdown_grace_s=0.1)
+        port = first.port
+        async with GeneratorClient.connect(f"127.0.0.1:{port}") as client:
+            generator = GatewayGenerator(client, stream=True)
+            waiting = asyncio.ensure_future(generator.generate(ask(0)))
+            await asyncio.sleep(0.5)
+            await first.stop()  # the gateway goes away with the answer still owed
+            with pytest.raises(TransientError):
+                await asyncio.wait_for(waiting, 10)
+            await gateway(start_service, fast.url, port=port)  # back, on the same address
+            answer = await generator.generate(ask(1))
+            assert answer.texts[0].endswith("to question 1: alpha beta gamma delta epsilon zeta eta theta")
+            await generator.aclose()
