@@ -11,8 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-import gen_protos  # noqa: E402
-import proto_lint  # noqa: E402
+import gen_protos
+import proto_lint
 
 SERVICES = ("generator", "dedup", "verifier", "tagger", "trainer")
 

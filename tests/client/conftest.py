@@ -7,6 +7,7 @@ import importlib
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2_grpc
+
 from instructforge.client import CLIENTS
 from instructforge.runtime.metrics import Metrics
 from instructforge.runtime.placeholder import placeholder_spec

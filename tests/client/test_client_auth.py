@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from grpc_health.v1 import health_pb2
+
 from instructforge.client import (
     ApiError,
     ClientTLS,

@@ -8,6 +8,7 @@ import json
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
+
 from instructforge.client import (
     NO_DEADLINE,
     DeadlineExceededError,

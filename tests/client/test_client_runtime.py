@@ -7,6 +7,7 @@ from contextlib import aclosing
 
 import pytest
 from grpc_health.v1 import health_pb2
+
 from instructforge.client import (
     CLIENTS,
     DedupClient,

@@ -7,6 +7,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+
 from instructforge.client import CLIENTS, ServiceClient
 from instructforge.client.rpc import Rpc, bidi_stream, server_stream, snake_case, unary
 from instructforge.dedup.v1 import dedup_pb2 as dd

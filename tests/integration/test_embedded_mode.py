@@ -11,8 +11,8 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
-from iforge_process import IforgeProcess
 
+from iforge_process import IforgeProcess
 from instructforge.dedup.v1 import dedup_pb2, dedup_pb2_grpc
 
 TOKEN = "test-token-7f3a"
@@ -81,7 +81,7 @@ def _handled_count(metrics_url: str, method: str, code: str) -> float:
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
     pattern = re.compile(
         r'^grpc_server_handled_total\{(?=[^}]*grpc_method="%s")(?=[^}]*grpc_code="%s")[^}]*\} (\S+)$'
-        % (re.escape(method), re.escape(code)), re.M)
+        % (re.escape(method), re.escape(code)), re.MULTILINE)
     match = pattern.search(text)
     return float(match.group(1)) if match else 0.0
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generator"))
 
-from fakes.httpserver import Request  # noqa: E402
-from fakes.openai_server import FakeOpenAI  # noqa: E402
-from pipeline_fakes import FakeLLM  # noqa: E402
+from fakes.httpserver import Request
+from fakes.openai_server import FakeOpenAI
+from pipeline_fakes import FakeLLM
 
 
 def _bad_answer(prompt: str, body: dict) -> str | None:

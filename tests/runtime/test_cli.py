@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 from iforge_process import IforgeProcess
-
 from instructforge.cli.main import build_parser, main
 
 

@@ -26,7 +26,7 @@ def _scalar_type(annotation: Any) -> Any | None:
         return _scalar_type(args[0])
     if origin is Literal:
         return ("choices", tuple(args))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")) and len(args) == 1:
+    if origin in (typing.Union, __import__("types").UnionType) and len(args) == 1:
         return _scalar_type(args[0])
     if origin is list and args and _scalar_type(args[0]) in _SCALARS:
         return ("list", _scalar_type(args[0]))

@@ -13,6 +13,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
+
 from instructforge.client.channel import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_RETRY,

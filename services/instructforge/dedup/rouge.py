@@ -12,9 +12,7 @@ rounding can never make a pair that a bound skipped come out above the threshold
 
 from __future__ import annotations
 
-
 import numpy as np
-
 
 GT = ">"
 GE = ">="

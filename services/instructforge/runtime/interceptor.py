@@ -63,7 +63,7 @@ def status_for(error: InstructForgeError) -> tuple[grpc.StatusCode, status_pb2.S
 class _Call:
     """Book-keeping of one RPC: metrics labels, start time, final code."""
 
-    __slots__ = ("labels", "start", "code")
+    __slots__ = ("code", "labels", "start")
 
     def __init__(self, labels: tuple[str, str, str]):
         self.labels = labels

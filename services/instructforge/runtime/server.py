@@ -56,7 +56,7 @@ class RunningServer:
             await asyncio.sleep(self.settings.health_check_interval_s)
             try:
                 wanted = SERVING if self.servicer.is_healthy() else NOT_SERVING
-            except Exception:  # noqa: BLE001 - a failing check is an unhealthy service
+            except Exception:
                 log.exception("health check of %s failed", self.spec.name)
                 wanted = NOT_SERVING
             if wanted != current:
