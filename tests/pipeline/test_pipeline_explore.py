@@ -124,6 +124,24 @@ async def test_filter_within_a_node_or_across_the_tree(tmp_path, scope, kept):
     assert run.stats[3].drops.get("near_duplicate_instruction", 0) == 2 - kept
 
 
+async def test_filter_verdicts_are_asked_node_by_node_while_enrich_still_runs(tmp_path):
+    llm = FakeLLM(delay=0.01)
+    asked: list[tuple[str, int]] = []  # (request id, LLM answers so far)
+
+    class Watching(MemoryNovelty):
+        async def check_and_insert(self, collection, items, *, request_id, scope=None):
+            asked.append((request_id, len(llm.arrived)))
+            return await super().check_and_insert(collection, items, request_id=request_id, scope=scope)
+
+    _, run = await run_recipe(tmp_path, recipe(), llm, Watching())
+    tree = DomainTree.load(tmp_path / "tree")
+    filtered = [(rid, answers) for rid, answers in asked if rid.split("/")[1] == "filter"]
+    assert sorted(rid.split("/")[2] for rid, _ in filtered) == sorted(f"node-{n.task_name}" for n in tree.nodes())
+    assert min(answers for _, answers in filtered) < len(llm.arrived)  # before the last LLM answer came in
+    assert run.stats[3].inputs == sum(len(n.examples) for n in tree.nodes()) + run.stats[3].drops.get(
+        "near_duplicate_instruction", 0)  # the filter stage judged every example, from the journal
+
+
 async def test_answers_arriving_in_any_order_give_the_same_run(tmp_path):
     one, two = FakeLLM(delay=0.01, seed=1, order_seed=1), FakeLLM(delay=0.01, seed=1, order_seed=2)
     first, _ = await run_recipe(tmp_path / "a", recipe(), one)

@@ -143,12 +143,15 @@ class JournaledNovelty:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.inner, self.state = inner, state
         self._retry = Retrying(retries, backoff_s, sleep)
-        self._ensured: set[str] = set()
+        self._ensured: dict[str, asyncio.Future[None]] = {}
 
     async def ensure_collection(self, name: str, spec: CollectionSpec) -> None:
-        if name not in self._ensured:
-            await self._retry.run(f"dedup collection {name}", lambda: self.inner.ensure_collection(name, spec))
-            self._ensured.add(name)
+        """Once per collection and run, however many stages or nodes ask for it at the same time."""
+        ensured = self._ensured.get(name)
+        if ensured is None or (ensured.done() and ensured.exception() is not None):
+            ensured = self._ensured[name] = asyncio.ensure_future(
+                self._retry.run(f"dedup collection {name}", lambda: self.inner.ensure_collection(name, spec)))
+        await asyncio.shield(ensured)
 
     async def check_and_insert(self, collection: str, items: Sequence[NoveltyItem], *, request_id: str,
                                scope: Scope | None = None) -> list[NoveltyVerdict]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +176,9 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
 
 
 async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree, domain: Domain,
-                       rules: FilterRules, stats: StageStats) -> DomainTree:
+                       rules: FilterRules, stats: StageStats,
+                       after_node: Callable[[Node], Awaitable[None]] | None = None) -> DomainTree:
+    """Every node enriched; `after_node` runs on each as soon as its examples are final."""
     cfg = recipe.stages.enrich
     nums = cfg.enrich_nums or []
     nodes = list(tree.nodes())
@@ -204,6 +207,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             pool = source.examples if wait_for_parent else before[id(source)]
             await enrich_node(ctx, recipe, domain, rules, node, want, pool, stats)
         done[id(node)].set()
+        if after_node is not None:
+            await after_node(node)
 
     # Pre-order puts every parent before its children, so waiting on a parent never starves.
     await gather_bounded([lambda i=i, n=n: one(i, n) for i, n in enumerate(nodes)], len(nodes))

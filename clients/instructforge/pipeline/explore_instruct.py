@@ -1,9 +1,10 @@
 """The Explore-Instruct recipe: extend → enrich → prune → filter → sample, each checkpointed.
 
-prune (§1.8) and filter (§1.9) are single ordered CheckAndInsert calls to the dedup service instead
-of the published O(n²) loops with a process pool per example: task names against the root's and the
-kept names (pruned nodes are only flagged, as published), and instructions against the kept ones of
-the same node (published) or of the whole tree (`scope: tree`). The tree is checkpointed in the
+prune (§1.8) and filter (§1.9) are ordered CheckAndInsert calls to the dedup service instead of the
+published O(n²) loops with a process pool per example: task names against the root's and the kept
+names (pruned nodes are only flagged, as published), and instructions against the kept ones of the
+same node (published; one call per node, made while enrich is still running) or of the whole tree
+(`scope: tree`). The tree is checkpointed in the
 published folder layout after every stage, and the final one is written to the run's `tree/`.
 """
 
@@ -13,17 +14,17 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from instructforge.pipeline.context import RunContext, load_records, save_records
+from instructforge.pipeline.context import RunContext, gather_bounded, load_records, save_records
 from instructforge.pipeline.explore_grow import as_example, enrich_stage, extend_stage
 from instructforge.pipeline.filters import get_rules
 from instructforge.pipeline.parsers import ParsedExample
 from instructforge.pipeline.prompts.domains import Domain, custom_domain, preset
-from instructforge.pipeline.protocols import CollectionSpec, NoveltyItem, Scope
+from instructforge.pipeline.protocols import CollectionSpec, NoveltyItem, NoveltyVerdict, Scope
 from instructforge.pipeline.recipe import ExploreInstructRecipe
 from instructforge.pipeline.records import Record
 from instructforge.pipeline.sampling import sample_tree
 from instructforge.pipeline.stats import StageStats
-from instructforge.pipeline.tree import DomainTree
+from instructforge.pipeline.tree import DomainTree, Node
 
 
 def resolve_domain(recipe: ExploreInstructRecipe) -> Domain:
@@ -63,27 +64,50 @@ async def prune_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Doma
     return tree
 
 
-async def filter_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree,
-                       stats: StageStats) -> DomainTree:
+def filter_items(node: Node) -> list[NoveltyItem]:
+    return [NoveltyItem(f"{node.task_name}#{i}", str(example.get("instruction", "")), node.task_name)
+            for i, example in enumerate(node.examples)]
+
+
+async def filter_collection(ctx: RunContext, recipe: ExploreInstructRecipe) -> str:
     cfg = recipe.stages.filter
     collection = ctx.collection("examples")
     scope = Scope.PARTITION if cfg.scope == "node" else Scope.COLLECTION
     await ctx.novelty.ensure_collection(collection, CollectionSpec(lexical_threshold=cfg.threshold,
                                                                    default_scope=scope))
+    return collection
+
+
+async def node_filter_verdicts(ctx: RunContext, recipe: ExploreInstructRecipe, node: Node) -> list[NoveltyVerdict]:
+    """One node's verdicts under `scope: node`, which no other node's examples affect (journaled by node)."""
+    collection = await filter_collection(ctx, recipe)
+    return await ctx.check_novelty(collection, filter_items(node), "filter", f"node-{node.task_name}")
+
+
+async def filter_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree,
+                       stats: StageStats) -> DomainTree:
     nodes = list(tree.level_order())
-    items = [NoveltyItem(f"{node.task_name}#{i}", str(example.get("instruction", "")), node.task_name)
-             for node in nodes for i, example in enumerate(node.examples)]
-    verdicts = iter(await ctx.check_novelty(collection, items, "filter", "examples"))
+    if recipe.stages.filter.scope == "node":
+        # Usually judged already, node by node as enrich finished them (see run_explore_instruct):
+        # then every answer here comes from the run's journal.
+        per_node = await gather_bounded([lambda n=n: node_filter_verdicts(ctx, recipe, n) for n in nodes], 8)
+        verdicts = iter([v for node_verdicts in per_node for v in node_verdicts])
+    else:  # across the whole tree: one ordered sequence, level order
+        collection = await filter_collection(ctx, recipe)
+        items = [item for node in nodes for item in filter_items(node)]
+        verdicts = iter(await ctx.check_novelty(collection, items, "filter", "examples"))
     dropped: list[tuple[Record, str]] = []
+    inputs = 0
     for node in nodes:
         kept = []
         for example in node.examples:
+            inputs += 1
             if next(verdicts).kept:
                 kept.append(example)
             else:
                 dropped.append((Record.from_dict(example, task=node.path), "near_duplicate_instruction"))
         node.examples = kept
-    stats.inputs, stats.outputs = len(items), len(items) - len(dropped)
+    stats.inputs, stats.outputs = inputs, inputs - len(dropped)
     stats.drop("near_duplicate_instruction", len(dropped))
     ctx.state.put_dropped("filter", dropped)
     return tree
@@ -131,8 +155,16 @@ async def run_explore_instruct(ctx: RunContext) -> list[Record]:
 
     if stages.extend.enabled:
         await tree_stage("extend", lambda t, s: extend_stage(ctx, recipe, t, domain, rules, s))
+    # Under `scope: node` a node's filter verdicts depend on that node alone, so each is asked for
+    # as soon as enrich finishes the node, while other nodes still wait on the LLM; the filter
+    # stage then finds them in the journal. (Prune only flags nodes: it changes no examples.)
+    prefilter = None
+    if stages.filter.enabled and stages.filter.scope == "node":
+        async def prefilter(node: Node) -> None:
+            await node_filter_verdicts(ctx, recipe, node)
+
     if stages.enrich.enabled:
-        await tree_stage("enrich", lambda t, s: enrich_stage(ctx, recipe, t, domain, rules, s))
+        await tree_stage("enrich", lambda t, s: enrich_stage(ctx, recipe, t, domain, rules, s, after_node=prefilter))
         ctx.state.put_records("enrich", _tree_records(tree), "kept")
     if stages.prune.enabled:
         await tree_stage("prune", lambda t, s: prune_stage(ctx, recipe, t, s))
