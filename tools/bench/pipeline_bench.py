@@ -80,7 +80,8 @@ async def main():
     print(fake.url, flush=True)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"{len(fake.log.calls)} {fake.peak} {usage.ru_utime + usage.ru_stime:.3f}", flush=True)
+    phase = max(b for _, b in fake.spans) - min(a for a, _ in fake.spans) if fake.spans else 0.0
+    print(f"{len(fake.log.calls)} {fake.peak} {usage.ru_utime + usage.ru_stime:.3f} {phase:.3f}", flush=True)
     buckets = []
     if fake.spans:
         t0 = min(a for a, _ in fake.spans)
@@ -218,7 +219,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     fake.stdin.write("done\n")
     fake.stdin.flush()
-    calls, peak, fake_cpu = fake.stdout.readline().split()
+    calls, peak, fake_cpu, llm_phase = fake.stdout.readline().split()
     timeline = fake.stdout.readline().strip()
     fake.wait(10)
     if run.returncode != 0:
@@ -240,6 +241,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
         "cpu": cpu, "services_cpu": services_cpu, "pipeline_cpu": cpu - services_cpu,
         "pipeline_rss": pipeline_rss, "services_rss": services_rss, "fake_cpu": float(fake_cpu),
         "timeline": timeline, "enrich_cpu": watch.between(*window) if window else {},
+        "llm_phase": float(llm_phase),
     }
 
 
@@ -249,6 +251,7 @@ def efficiencies(r: dict, args: argparse.Namespace) -> dict:
     levels = 2  # extend runs the root, then the 12 children, one level after the other
     ideal_run = levels * args.latency_s + ideal_enrich
     return {"rate": rate, "ideal_enrich": ideal_enrich, "ideal_run": ideal_run, "levels": levels,
+            "llm_phase": r["calls"] / rate / r["llm_phase"] * 100 if r.get("llm_phase") else 0.0,
             "enrich": ideal_enrich / r["enrich_wall"] * 100 if r["enrich_wall"] else 0.0,
             "run": ideal_run / r["wall"] * 100, "run_after_startup": ideal_run / (r["wall"] - r["startup"]) * 100}
 
@@ -264,6 +267,8 @@ def report(r: dict, args: argparse.Namespace) -> None:
     print(f"enrich stage             {r['enrich_calls']:,} calls in {r['enrich_wall']:.2f} s = "
           f"{r['enrich_calls'] / r['enrich_wall'] if r['enrich_wall'] else 0:,.0f} calls/s -> "
           f"{e['enrich']:.1f}% of ideal (target >= 90%)")
+    print(f"LLM phase                {r['calls']:,} calls from the first request to the last answer at the fake in "
+          f"{r['llm_phase']:.2f} s -> {e['llm_phase']:.1f}% of ideal (extend's levels included, no allowance)")
     print(f"whole run                {r['wall']:.2f} s wall (ideal {e['ideal_run']:.2f} s with {e['levels']} sequential "
           f"tree levels) -> {e['run']:.1f}% of ideal, start-up included")
     print(f"  without start-up       {r['wall'] - r['startup']:.2f} s -> {e['run_after_startup']:.1f}% of ideal "
@@ -418,7 +423,7 @@ def main() -> int:
     if len(sources) > 1 or args.repeat > 1:
         print(f"\n== medians over {args.repeat} run(s) each")
         print(f"{'source':<40} {'enrich calls':>12} {'enrich s':>9} {'enrich %':>9} {'run s':>7} {'run %':>6} "
-              f"{'w/o start-up %':>15} {'CPU s':>6}")
+              f"{'w/o start-up %':>15} {'LLM phase %':>12} {'CPU s':>6}")
         for source, runs in results.items():
             def med(figure, runs=runs):
                 return statistics.median(figure(r) for r in runs)
@@ -426,7 +431,8 @@ def main() -> int:
             print(f"{source[-40:]:<40} {med(lambda r: r['enrich_calls']):>12,.0f} "
                   f"{med(lambda r: r['enrich_wall']):>9.2f} {med(lambda r: efficiencies(r, args)['enrich']):>9.1f} "
                   f"{med(lambda r: r['wall']):>7.2f} {med(lambda r: efficiencies(r, args)['run']):>6.1f} "
-                  f"{med(lambda r: efficiencies(r, args)['run_after_startup']):>15.1f} {med(lambda r: r['cpu']):>6.2f}")
+                  f"{med(lambda r: efficiencies(r, args)['run_after_startup']):>15.1f} "
+                  f"{med(lambda r: efficiencies(r, args)['llm_phase']):>12.1f} {med(lambda r: r['cpu']):>6.2f}")
     return 0
 
 
