@@ -13,7 +13,7 @@ DEFAULTS = {
     "lexical_workers": 0, "embedding_device": "", "max_batch_items": 100_000, "max_text_bytes": 262_144,
     "max_entries": 10_000_000, "max_references": 100_000, "remembered_requests": 10_000,
     "exact_max_vectors": 100_000, "large_index": "ivf", "ivf_nprobe": 16, "hnsw_m": 32, "hnsw_ef_search": 128,
-    "shard_addresses": [], "shard_self": "",
+    "shard_addresses": [], "shard_self": "", "faiss_device": "", "faiss_gpu_min_vectors": 20_000,
 }
 
 

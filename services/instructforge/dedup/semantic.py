@@ -15,6 +15,8 @@ query streaming its ``nprobe`` cells from memory. Same FAISS kernels, so the sam
 neighbours as ``index.search``; 2.5-3x faster for a 1k batch against 1M vectors on two cores (the
 README has the figures).
 
+On a GPU node (faiss-gpu) large Flat and IVF partitions are searched on the GPU instead (`gpu.py`).
+
 Vectors are float32 rows of unit length; scores are cosine similarities.
 """
 
@@ -27,11 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from instructforge.dedup import gpu
 from instructforge.dedup.buffers import GrowArray
 from instructforge.runtime.errors import InvalidArgument
 
 FLAT, IVF, HNSW = "flat", "ivf", "hnsw"
 _DIRECT_MAP_LOCK = threading.Lock()
+_REPLICA_LOCK = threading.Lock()
 _ROWS_PER_PASS = 1 << 15  # (query, cell) rows searched per FAISS call: 50 MB of query copies at 384-d
 _GROUPED_MIN_QUERIES = 32  # below this a batch shares too few cells to gain from grouping
 
@@ -70,6 +74,7 @@ class VectorIndex:
         self.kind = FLAT
         self.entries = GrowArray(np.int64)
         self._trained_on = 0
+        self._gpu: gpu.GpuReplica | None = None  # search twin on a GPU (gpu.py), made on demand
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -77,11 +82,15 @@ class VectorIndex:
     def add(self, vectors: np.ndarray, entries: np.ndarray) -> None:
         if len(vectors) == 0:
             return
-        self.index.add(np.ascontiguousarray(vectors, np.float32))
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        self.index.add(vectors)
         self.entries.extend(entries)
         n = len(self)
         if (self.kind == FLAT and n > self.policy.exact_max) or (self.kind == IVF and n > 8 * self._trained_on):
             self._rebuild()
+            self._gpu = None  # a new index: the next search copies it
+        elif self._gpu is not None:
+            self._gpu.add(vectors)
 
     def _direct_map(self) -> None:
         if self.kind == IVF and not self.index.direct_map.type:
@@ -121,7 +130,10 @@ class VectorIndex:
         if len(self) == 0 or n == 0:
             return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
         vectors = np.ascontiguousarray(vectors, np.float32)
-        if self.kind == IVF and n >= _GROUPED_MIN_QUERIES:
+        replica = self._replica()
+        if replica is not None:
+            scores, ids = replica.search(vectors, k)
+        elif self.kind == IVF and n >= _GROUPED_MIN_QUERIES:
             scores, ids = self._search_ivf_grouped(vectors, k)
         else:
             if self.kind == IVF:
@@ -132,6 +144,17 @@ class VectorIndex:
         found = ids >= 0
         entries = np.where(found, self.entries.view[np.where(found, ids, 0)], -1)
         return np.where(found, scores, -np.inf).astype(np.float32), entries
+
+    def _replica(self) -> gpu.GpuReplica | None:
+        """The GPU twin to search, if this process searches on a GPU and the partition is worth it."""
+        where = gpu.placement()
+        if where is None or self.kind == HNSW or len(self) < where.min_vectors:
+            return None
+        if self._gpu is None:
+            with _REPLICA_LOCK:
+                if self._gpu is None:
+                    self._gpu = gpu.GpuReplica(where, self.index, self.policy.ivf_nprobe if self.kind == IVF else None)
+        return self._gpu
 
     def _search_ivf_grouped(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``index.search`` of an IVF index, with the (query, cell) pairs grouped by cell (module doc)."""

@@ -24,6 +24,7 @@ from .config import GLOBAL, PARTITION, CollectionConfig, LexicalConfig, Semantic
 from .decide import EXACT, LEXICAL, SEMANTIC, Match
 from .embedder import DEFAULT_MODEL
 from .embedder import configure as configure_embedders
+from .gpu import configure as configure_gpu
 from .manager import CollectionManager
 from .metrics import DedupCollector
 from .routing import Router
@@ -246,6 +247,7 @@ class DedupServicer(pb_grpc.DedupServiceServicer):
 async def create_servicer(settings: DedupSettings, metrics: Metrics) -> DedupServicer:
     """Open every collection under the state folder (snapshot + log replay) before serving."""
     configure_embedders(settings.embedding_options())  # before any collection loads its embedder
+    configure_gpu(settings.faiss_device, settings.faiss_gpu_min_vectors)
     manager = CollectionManager(
         settings.service_state_dir, settings.limits(), settings.durability(), settings.workers(),
         settings.embedding_device or None,

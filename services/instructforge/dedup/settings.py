@@ -53,6 +53,9 @@ class DedupSettings(ServiceSettings):
     embedding_threads: int = Field(0, ge=0, description="threads of the embedding model; 0 = the library default "
                                    "(ONNX Runtime: the CPUs this process may use)")
     embedding_batch_size: int = Field(32, gt=0, description="texts per forward pass of the embedding model")
+    faiss_device: str = Field("", description="where large partitions are searched: empty = the first GPU faiss "
+                              "sees (faiss-gpu builds), else the CPU; cpu; cuda or cuda:N (fails at start without one)")
+    faiss_gpu_min_vectors: int = Field(20_000, gt=0, description="smallest partition searched on the GPU")
     max_batch_items: int = Field(_L.max_batch_items, gt=0, description="items per CheckAndInsert/Check/Insert call")
     max_text_bytes: int = Field(_L.max_text_bytes, gt=0, le=1 << 20, description="largest text, in UTF-8 bytes")
     max_entries: int = Field(_L.max_entries, gt=0, description="entries per collection before RESOURCE_EXHAUSTED")
