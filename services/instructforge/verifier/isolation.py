@@ -39,12 +39,19 @@ ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FO
 ALLOWED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "PYTHONIOENCODING"}
 
 
+# A root service runs each sandbox's programs as a uid of its own: slot i uses uid_base + i, or
+# when processes of that uid are still around (a killed fork bomb's zombies wait for init to reap
+# them, and count against RLIMIT_NPROC until then) the next free one of uid_base + i + MAX_SLOTS * g.
+MAX_SLOTS = 256
+UID_GENERATIONS = 4
+
+
 @dataclass(frozen=True)
 class IsolationOptions:
     mode: str = "auto"  # "auto" or one of MODES (a forced mode that does not work fails start-up)
     bwrap_path: str = ""  # "" = find bwrap on PATH
     python: str = ""  # "" = the service's own interpreter
-    uid_base: int = 60000  # root modes: slot i runs its children as uid/gid uid_base + i
+    uid_base: int = 60000  # root modes: slot i runs its children as uid/gid uid_base + i (+ MAX_SLOTS * g)
     tmp_size_mb: int = 64
     shm_size_mb: int = 16
     seccomp: bool = True
@@ -70,13 +77,32 @@ class IsolationPlan:
     def active_layers(self) -> tuple[str, ...]:
         return tuple(layer.name for layer in self.layers if layer.active)
 
-    def child_uid(self, slot: int) -> int | None:
-        """The uid the children of sandbox ``slot`` run as, when the mode switches uid."""
-        return self.options.uid_base + slot if self.mode in ("bwrap-root", "plain-root") else None
+    def slot_uids(self, slot: int) -> list[int]:
+        """Every uid the children of sandbox ``slot`` may run as (one at a time)."""
+        return [self.options.uid_base + slot + MAX_SLOTS * g for g in range(UID_GENERATIONS)]
+
+    def sandbox_uids(self, slots: int) -> list[int]:
+        """The uids a pool of ``slots`` sandboxes may use, when the mode switches uid (else none)."""
+        if self.mode not in ("bwrap-root", "plain-root") and not (self.mode == "bwrap-userns" and os.geteuid() == 0):
+            return []
+        return [uid for slot in range(slots) for uid in self.slot_uids(slot)]
+
+    def _free_uid(self, slot: int) -> int:
+        """The slot's first uid that no process (zombies included) still has; else the least used."""
+        candidates = self.slot_uids(slot)
+        counts = {}
+        for uid in candidates:
+            counts[uid] = _processes_of_uid(uid)
+            if counts[uid] == 0:
+                return uid
+        return min(candidates, key=counts.__getitem__)
 
     def spec(self, slot: int) -> SandboxSpec:
+        """How sandbox ``slot`` is started; called for each new sandbox, so a recycled slot gets a free uid."""
+        if slot >= MAX_SLOTS:
+            raise ValueError(f"at most {MAX_SLOTS} sandboxes per service")
         o = self.options
-        uid = o.uid_base + slot
+        uid = self._free_uid(slot) if os.geteuid() == 0 else o.uid_base + slot
         cpu = self.cpus[slot % len(self.cpus)] if (o.pin_cpus and self.cpus) else None
         config = {"mode": self.mode, "seccomp": o.seccomp and seccomp.supported(), "nice": o.nice, "cpu": cpu}
         if self.mode.startswith("bwrap"):
@@ -165,6 +191,17 @@ def _prefix_of(python: str) -> str:
     if os.path.realpath(sys.executable) == real:
         return os.path.realpath(sys.base_prefix)
     return os.path.dirname(os.path.dirname(real))
+
+
+def _processes_of_uid(uid: int) -> int:
+    """Processes of ``uid``, zombies included (they count against its RLIMIT_NPROC until reaped)."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    total += 1
+    return total
 
 
 def _tasks_of_uid(uid: int) -> int:

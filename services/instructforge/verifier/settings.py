@@ -63,7 +63,7 @@ class VerifierSettings(ServiceSettings):
     seccomp: bool = Field(True, description="install the seccomp deny-list in every sandbox (x86_64)")
     sandbox_nice: int = Field(5, ge=0, le=19, description="niceness of programs, so the service stays responsive")
     pin_cpus: bool = Field(True, description="pin sandbox i to CPU i mod the CPUs this process may use")
-    pool_size: int = Field(0, ge=0, description="sandboxes (executions at once); 0 = one per usable CPU")
+    pool_size: int = Field(0, ge=0, le=256, description="sandboxes (executions at once); 0 = one per usable CPU")
     max_waiting: int = Field(64, ge=0, description="requests that may wait for a sandbox before "
                              "RESOURCE_EXHAUSTED")
     max_wait_s: float = Field(30.0, gt=0, description="longest wait for a sandbox (the call's deadline "

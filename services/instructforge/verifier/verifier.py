@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from instructforge.runtime.errors import DeadlineExceeded
 
 from .forms import SizeLimits, build_job
-from .isolation import IsolationOptions, IsolationPlan, choose_plan
+from .isolation import MAX_SLOTS, IsolationOptions, IsolationPlan, choose_plan
 from .judge import judge
 from .limits import LimitPolicy
 from .models import ExecuteRequest, ExecutionResult, IsolationLayer
@@ -42,9 +42,10 @@ class VerifierOptions:
 
 def default_pool_size() -> int:
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_SLOTS))
 
 
 class Verifier:
