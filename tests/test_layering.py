@@ -30,9 +30,10 @@ def test_no_service_imports_another_services_internals():
         for path in (ROOT / "services/instructforge" / service).rglob("*.py"):
             for name in _imports(path):
                 parts = name.split(".")
-                if len(parts) >= 2 and parts[0] == "instructforge" and parts[1] in SERVICES and parts[1] != service:
-                    if len(parts) < 3 or parts[2] != "v1":
-                        problems.append(f"{path.relative_to(ROOT)} imports {name}")
+                other_service = (len(parts) >= 2 and parts[0] == "instructforge" and parts[1] in SERVICES
+                                 and parts[1] != service)
+                if other_service and (len(parts) < 3 or parts[2] != "v1"):
+                    problems.append(f"{path.relative_to(ROOT)} imports {name}")
     assert problems == []
 
 

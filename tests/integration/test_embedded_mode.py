@@ -77,11 +77,16 @@ async def test_reflection_lists_all_five_services(embedded):
     assert set(FULL_NAMES.values()) <= seen
 
 
+def _metrics_text(metrics_url: str) -> str:
+    """The services run in another process (`iforge up`): a blocking read here stalls nothing of theirs."""
+    return urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+
+
 def _handled_count(metrics_url: str, method: str, code: str) -> float:
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    text = _metrics_text(metrics_url)
     pattern = re.compile(
-        r'^grpc_server_handled_total\{(?=[^}]*grpc_method="%s")(?=[^}]*grpc_code="%s")[^}]*\} (\S+)$'
-        % (re.escape(method), re.escape(code)), re.MULTILINE)
+        rf'^grpc_server_handled_total\{{(?=[^}}]*grpc_method="{re.escape(method)}")'
+        rf'(?=[^}}]*grpc_code="{re.escape(code)}")[^}}]*\}} (\S+)$', re.MULTILINE)
     match = pattern.search(text)
     return float(match.group(1)) if match else 0.0
 
@@ -100,7 +105,7 @@ async def test_metrics_count_each_rpc_by_method_and_code(embedded):
                                                                          timeout=5)
     assert _handled_count(url, "Check", "OK") == before_ok + 3
     assert _handled_count(url, "GetCollection", "UNAUTHENTICATED") == before_denied + 1
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    text = _metrics_text(url)
     assert "grpc_server_handling_seconds_bucket" in text and "grpc_server_in_flight" in text
 
 

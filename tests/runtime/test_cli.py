@@ -11,7 +11,7 @@ from instructforge.cli.main import build_parser, main
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "instructforge.cli.main", *args], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
 
 
 def test_version():

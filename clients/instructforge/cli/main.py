@@ -110,10 +110,14 @@ def _run_health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    ca_certificates = None
+    if args.tls_ca_file:
+        with open(args.tls_ca_file, "rb") as ca:
+            ca_certificates = ca.read()
+
     async def check() -> int:
-        if args.tls_ca_file:
-            with open(args.tls_ca_file, "rb") as ca:
-                channel = grpc.aio.secure_channel(args.address, grpc.ssl_channel_credentials(ca.read()))
+        if ca_certificates is not None:
+            channel = grpc.aio.secure_channel(args.address, grpc.ssl_channel_credentials(ca_certificates))
         else:
             channel = grpc.aio.insecure_channel(args.address)
         async with channel:

@@ -37,7 +37,7 @@ SHARED_FIELDS = frozenset({"host", "auth_tokens", "tls", "log_level", "log_forma
 
 S = TypeVar("S", bound="ServiceSettings")
 
-_loading: ContextVar[dict[str, Any]] = ContextVar("_loading", default={})
+_loading: ContextVar[dict[str, Any] | None] = ContextVar("_loading", default=None)
 
 
 class TLSSettings(BaseModel):
@@ -124,7 +124,7 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        loading = _loading.get()
+        loading = _loading.get() or {}
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if settings_cls.model_config.get("env_prefix") != "IFORGE_":
             sources.append(_SharedEnvSource(settings_cls))

@@ -8,6 +8,7 @@ per message type and cached; message types with no rules anywhere below them are
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -88,7 +89,7 @@ def _check_scalar(value: object, field: FieldDescriptor, rules: validate_pb2.Fie
         FieldDescriptor.CPPTYPE_UINT64, FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT,
     ):
         number = value
-        if number != number:  # NaN never satisfies a bound
+        if math.isnan(number):  # NaN never satisfies a bound
             out.append(FieldViolation(path, "must be a number (got NaN)"))
             return
         for name, ok, words in (
