@@ -142,6 +142,24 @@ async def test_filter_verdicts_are_asked_node_by_node_while_enrich_still_runs(tm
         "near_duplicate_instruction", 0)  # the filter stage judged every example, from the journal
 
 
+@pytest.mark.parametrize(("spare", "calls", "examples"), [(1, 5, 30), (0, 4, 24)])
+async def test_a_top_up_wave_carries_spare_calls(tmp_path, spare, calls, examples):
+    def answers(request) -> str:
+        if "Write 10 examples of the following subtask:" in request.prompt:  # 6 of 10 survive
+            return enrich_answer(request.prompt, 6, request.idempotency_key.partition("/")[2])
+        return llm.answer(request.prompt, request.idempotency_key.partition("/")[2])
+
+    llm = FakeLLM(script=answers)
+    r = recipe(extend=(2,), enrich=(0, 20), sample=40)
+    r["stages"]["enrich"]["spare_calls"] = spare
+    await run_recipe(tmp_path, r, llm)
+    tree = DomainTree.load(tmp_path / "tree")
+    for node in tree.root.children:  # a first wave of 2 calls (12 examples), then ceil(8 / 6) + spare
+        enrich_calls = [k for k in llm.keys if f"/enrich/{node.task_name}/" in k]
+        assert len(enrich_calls) == calls
+        assert len(node.examples) - 2 == examples  # 2 came with the node from extend
+
+
 async def test_answers_arriving_in_any_order_give_the_same_run(tmp_path):
     one, two = FakeLLM(delay=0.01, seed=1, order_seed=1), FakeLLM(delay=0.01, seed=1, order_seed=2)
     first, _ = await run_recipe(tmp_path / "a", recipe(), one)

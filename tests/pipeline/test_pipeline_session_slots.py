@@ -57,7 +57,7 @@ async def test_enrich_serves_an_earlier_nodes_next_round_before_a_later_nodes_fi
 
     llm = FakeLLM(script=answers, delay=0.002)  # answers take a moment: calls wait for the one slot
     recipe = {"recipe": "explore_instruct", "name": "slots", "concurrency": 1, "stages": {
-        "extend": {"max_depth": 1, "extend_nums": [3]}, "enrich": {"enrich_nums": [0, 20]},
+        "extend": {"max_depth": 1, "extend_nums": [3]}, "enrich": {"enrich_nums": [0, 20], "spare_calls": 0},
         "sample": {"example_num": 30}}}
     await run_recipe(tmp_path, recipe, llm)
     served = [key.split("/")[2:] for key in llm.arrived_keys if key.split("/")[1] == "enrich"]

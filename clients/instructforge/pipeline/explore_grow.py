@@ -8,7 +8,8 @@ dropped), and a full node is not asked again (the published loop spun forever on
 
 enrich (§1.7): each node asks for batches of examples until it has `enrich_nums[depth]` new ones.
 A node starts once its parent is done (its demonstrations come from the parent's finished
-examples), its calls go out in waves sized by the yield so far, and at most `max_rounds` calls.
+examples), its calls go out in waves sized by the yield so far (top-ups with `spare_calls` more),
+and at most `max_rounds` calls.
 Calls waiting for a slot are served in node order (pre-order), not arrival order.
 
 Parallel but deterministic: new node names are registered level by level in tree order, calls are
@@ -145,7 +146,10 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
     max_rounds, added, round_ = cfg.max_rounds(want), 0, 0
     while added < want and round_ < max_rounds and len(node.examples) < cfg.max_example_num:
         per_round = max(1.0, added / round_) if round_ else cfg.examples_per_request  # yield so far
-        wave = min(math.ceil((want - added) / per_round), max_rounds - round_)
+        # A top-up sized by the mean yield falls short about half the time (answers vary, some are
+        # empty), and each shortfall costs a round trip while the stage's other calls have finished.
+        spare = cfg.spare_calls if round_ else 0
+        wave = min(math.ceil((want - added) / per_round) + spare, max_rounds - round_)
 
         def prompt_for(r: int) -> str:
             rng = random.Random(f"{recipe.seed}/enrich/{node.task_name}/{r}")

@@ -238,6 +238,10 @@ class EnrichConfig(Strict):
     max_example_num: int = Field(60000, ge=1)
     demonstrations: int = Field(2, ge=0, le=20)
     max_rounds_factor: float = Field(3.0, ge=1, le=100, description="calls per node ≤ factor × ideal + 2")
+    spare_calls: int = Field(
+        1, ge=0, le=100, description="calls added to every top-up wave (a node's waves after its first), so that "
+        "one empty or unparseable answer does not cost the node another round trip; their examples are kept. "
+        "0: ask for exactly the projected need (fewest calls, longest tail)")
     demo_pool: Literal["parent_enriched", "parent_explored"] = Field(
         "parent_enriched", description="demonstrations from the parent's enriched examples (published: "
         "children wait for their parent) or from those it had before enrich (all nodes start at once)")
