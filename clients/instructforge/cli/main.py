@@ -12,16 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 from instructforge.cli.flags import add_settings_flags, settings_overrides
-
-
-def _version() -> str:
-    try:
-        return version("instructforge")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
+from instructforge.runtime.version import package_version
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="iforge", description="InstructForge: make, clean, select and train on "
                                      "instruction-tuning data.")
-    parser.add_argument("--version", action="version", version=f"instructforge {_version()}")
+    parser.add_argument("--version", action="version", version=f"instructforge {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     up = commands.add_parser("up", help="run every service in one process on loopback (embedded mode)")

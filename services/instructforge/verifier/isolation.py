@@ -27,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from .inside import seccomp
+from .inside import procs, seccomp
 from .judge import judge
 from .models import IsolationLayer, Job, Status
 from .sandbox import Sandbox, SandboxSpec, SandboxStartError
@@ -195,23 +195,15 @@ def _prefix_of(python: str) -> str:
 
 def _processes_of_uid(uid: int) -> int:
     """Processes of ``uid``, zombies included (they count against its RLIMIT_NPROC until reaped)."""
-    total = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    total += 1
-    return total
+    return len(procs.pids_of_uid(uid))
 
 
 def _tasks_of_uid(uid: int) -> int:
     """Threads count against RLIMIT_NPROC: without a namespace the children share the service's count."""
     total = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    total += len(os.listdir(f"/proc/{name}/task"))
+    for pid in procs.pids_of_uid(uid):
+        with contextlib.suppress(OSError):
+            total += len(os.listdir(f"/proc/{pid}/task"))
     return total
 
 

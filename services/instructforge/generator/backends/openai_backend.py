@@ -20,7 +20,6 @@ streaming and model listing stay on the SDK.
 from __future__ import annotations
 
 import json
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import httpx2
@@ -31,6 +30,7 @@ from instructforge.generator.backends.openai_direct import DirectOpenAIClient
 from instructforge.generator.backends.sdk_errors import classify_sdk_error
 from instructforge.generator.config import DeploymentConfig
 from instructforge.generator.faults import Fault, ProviderError, fault_for_status, parse_retry_after
+from instructforge.runtime.version import package_version
 
 
 def _status_error(exc: openai.APIStatusError) -> ProviderError:
@@ -67,7 +67,7 @@ class OpenAIBackend:
         self.direct = None
         if config.http_client == "direct":
             self.direct = DirectOpenAIClient(str(self.client.base_url), api_key, config.headers, config.max_concurrency,
-                                             min(10.0, config.timeout_s), f"instructforge/{_version()}")
+                                             min(10.0, config.timeout_s), f"instructforge/{package_version()}")
 
     def body(self, call: BackendCall) -> dict[str, Any]:
         s = call.sampling
@@ -161,10 +161,3 @@ class OpenAIBackend:
         if self.direct is not None:
             await self.direct.aclose()
         await self.client.close()
-
-
-def _version() -> str:
-    try:
-        return version("instructforge")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "unknown"
