@@ -3,7 +3,7 @@
 A fake OpenAI-compatible model (its own process) answers every call after `--latency-s` and lets
 `--concurrency` calls in at once; beyond that a call waits for a slot, as a rate-limited provider
 would make it. The run (`iforge run`, its own process, with the gateway and dedup services
-embedded in a child process of it) explores a domain and enriches every node until it has
+embedded in child processes of it, one per service) explores a domain and enriches every node until it has
 `--examples` examples.
 
 The ideal is what the latency and the concurrency allow: `concurrency / latency` calls per second.
@@ -122,7 +122,7 @@ stages:
 class ProcessWatch(threading.Thread):
     """Samples the run's processes, the fake's and the whole machine's CPU from /proc every 0.1 s.
 
-    Roles: `pipeline` (the `iforge run` process), `services` (its descendant running `iforge up`),
+    Roles: `pipeline` (the `iforge run` process), `services` (its descendants running `iforge up`),
     `fake`, and `machine` (every core's busy time, whoever used it). A process's last sample is
     taken up to 0.1 s before it exits, so its total is a slight undercount; the bench takes the run's
     total from getrusage and gives the pipeline process what the services did not use.
@@ -179,9 +179,9 @@ class ProcessWatch(threading.Thread):
         return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS  # all but idle and iowait
 
     def by_role(self, role: str) -> tuple[float, float]:
-        """CPU seconds and peak RSS (MiB) of the processes in `role`."""
+        """CPU seconds and peak RSS (MiB, each process's peak, summed) of the processes in `role`."""
         found = [p for p in self.seen.values() if p["role"] == role]
-        return sum(p["cpu"] for p in found), max((p["rss_mib"] for p in found), default=0.0)
+        return sum(p["cpu"] for p in found), sum(p["rss_mib"] for p in found)
 
     def between(self, start: float, end: float) -> dict[str, float]:
         """CPU seconds each role used from `start` to `end` (the nearest samples inside)."""

@@ -3,7 +3,7 @@
 An address comes from the recipe (`services.generator`, `services.dedup`, `services.verifier`) or
 the environment (`IFORGE_GENERATOR_ADDRESS`, `IFORGE_DEDUP_ADDRESS`, `IFORGE_VERIFIER_ADDRESS`;
 `IFORGE_TOKEN` for a bearer token). The services with no address are embedded: `iforge up` hosts them
-in a child process on free loopback ports (see `embedded_services`), their state kept inside the run
+in child processes (one per service) on free loopback ports (see `embedded_services`), their state kept inside the run
 folder (`<run>/services/`), so `iforge resume` finds the gateway's cache and the dedup collections the
 interrupted run left, and pays for nothing twice. The verifier is connected (or embedded) only for a
 recipe with an enabled `verify` stage.
@@ -137,13 +137,15 @@ def _die_with_parent(parent: int) -> None:
 @asynccontextmanager
 async def embedded_services(names: tuple[str, ...], state_dir: Path, config: dict[str, Any],
                             env: Mapping[str, str]) -> AsyncIterator[dict[str, str]]:
-    """`iforge up` hosting `names` in a child process on free loopback ports, without auth or TLS, for
-    the length of the block; yields their addresses by name.
+    """`iforge up` hosting each of `names` in a child process of its own on a free loopback port,
+    without auth or TLS, for the length of the block; yields their addresses by name.
 
-    A process of their own, so the gateway's and dedup's work (protobuf, the provider SDK, indexes)
-    runs beside the pipeline instead of sharing its core and event loop. It stops gracefully
-    (SIGTERM: drain, flush) after the block and dies with this process if that is killed. Its log is
-    `<state_dir>/services.log`; its config `<state_dir>/embedded.yaml`.
+    Processes of their own, so the gateway's and dedup's work (protobuf, the provider SDK, indexes)
+    runs beside the pipeline instead of sharing its core and event loop, and one service per process,
+    so neither waits on the other's interpreter lock (a dedup batch held the gateway's event loop up
+    to a switch interval at a time, with hundreds of calls in flight). They start side by side, stop
+    gracefully (SIGTERM: drain, flush) after the block and die with this process if that is killed.
+    Their log is `<state_dir>/services.log`; their config `<state_dir>/embedded.yaml`.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     config_file = state_dir / "embedded.yaml"
@@ -153,20 +155,35 @@ async def embedded_services(names: tuple[str, ...], state_dir: Path, config: dic
     child_env = {k: v for k, v in {**os.environ, **env}.items() if not _NOT_INHERITED.match(k)}
     log_file = state_dir / "services.log"
     _prctl()  # resolved here: the child only makes the call
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        for name in names:
+            processes.append(await _launch(name, state_dir, config_file, log_file, child_env))
+        waits = [asyncio.ensure_future(_addresses(p, (n,), log_file)) for p, n in zip(processes, names)]
+        try:
+            found = await asyncio.gather(*waits)
+        except BaseException:  # one could not start: the others' waits end here, not in a warning
+            for wait in waits:
+                wait.cancel()
+            raise
+        yield {name: address for addresses in found for name, address in addresses.items()}
+    finally:
+        await asyncio.gather(*(_stop(p) for p in processes))
+
+
+async def _launch(name: str, state_dir: Path, config_file: Path, log_file: Path,
+                  env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`iforge up --services NAME`, its stderr appended to the shared log (one write per line)."""
     with log_file.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "instructforge.cli.main", "up", "--services", ",".join(names),
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "instructforge.cli.main", "up", "--services", name,
             "--host", "127.0.0.1", "--port", "0", "--auth-tokens", "", "--no-metrics-enabled",
             "--state-dir", str(state_dir), "--config", str(config_file),
             # Warnings and errors only: at INFO the provider SDK logs a line per call.
             "--log-level", "WARNING",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log, env=child_env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
             # Its own process group: a Ctrl-C reaches the run, which then stops the services in order.
             preexec_fn=functools.partial(_die_with_parent, os.getpid()), process_group=0)
-    try:
-        yield await _addresses(process, names, log_file)
-    finally:
-        await _stop(process)
 
 
 async def _addresses(process: asyncio.subprocess.Process, names: tuple[str, ...], log_file: Path) -> dict[str, str]:
