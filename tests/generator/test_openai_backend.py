@@ -231,3 +231,42 @@ async def test_unknown_model_is_not_found(config, make_gateway):
         with pytest.raises(NotFound) as info:
             await gw.generate(GenerateRequest(model="nope", text="x"))
         assert info.value.message.endswith("serves: m")
+
+
+DIRECT_ONLY = r"""
+import asyncio, sys
+from pathlib import Path
+from generator.conftest import openai_config
+from generator.fakes.faults import FaultPlan
+from generator.fakes.openai_server import FakeOpenAI
+from instructforge.generator.gateway import Gateway
+from instructforge.generator.metrics import GatewayMetrics
+from instructforge.generator.request import GenerateRequest
+
+async def main():
+    async with FakeOpenAI(FaultPlan(script={"flaky": ["server_error", "malformed", None]})) as fake:
+        config = openai_config(fake.url, http_client="direct")
+        gw = await Gateway.create(config, state_dir=Path(sys.argv[1]), metrics=GatewayMetrics())
+        ok = await gw.generate(GenerateRequest(model="m", text="hello"))
+        retried = await gw.generate(GenerateRequest(model="m", text="flaky"))
+        print("direct", bool(ok.samples[0].text), retried.attempt_count, "openai" in sys.modules)
+        backend = next(iter(gw.states.values())).backend
+        print("models", await backend.list_models(), "openai" in sys.modules)
+        await gw.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_direct_deployment_starts_and_serves_without_importing_the_sdk(tmp_path):
+    """The SDK costs about half a second of a gateway's start; a direct-only one imports it only when a
+    call needs it (model listing here), and still classifies every fault on the way."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", DIRECT_ONLY, str(tmp_path)], capture_output=True, text=True,
+                         cwd=tests, env={**__import__("os").environ, "PYTHONPATH": str(tests)}, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines() == ["direct True 3 False", "models ['gpt-fake'] True"]

@@ -14,16 +14,19 @@ the provider's mid-stream error events.
 
 `http_client: direct` on a deployment sends whole-answer calls through `openai_direct` instead of
 the SDK (five times less CPU per call, for local servers answering thousands of calls a second);
-streaming and model listing stay on the SDK.
+streaming and model listing stay on the SDK, which such a deployment then imports and builds only
+when first asked for them (importing it costs about half a second of a service's start).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import httpx2
-import openai
 
 from instructforge.generator.backends.base import BackendCall, BackendResult, Completion, finish_reason
 from instructforge.generator.backends.openai_direct import DirectOpenAIClient
@@ -33,7 +36,26 @@ from instructforge.generator.faults import Fault, ProviderError, fault_for_statu
 from instructforge.runtime.version import package_version
 
 
-def _status_error(exc: openai.APIStatusError) -> ProviderError:
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+# Stands in for the SDK in `classify` while it was never imported: then no exception can be one of its.
+_NOT_LOADED = type("NotLoaded", (Exception,), {})
+_NO_SDK = SimpleNamespace(APIStatusError=_NOT_LOADED, APITimeoutError=_NOT_LOADED,
+                          APIResponseValidationError=_NOT_LOADED, APIConnectionError=_NOT_LOADED)
+
+
+def _sdk() -> ModuleType:
+    import openai
+
+    return openai
+
+
+def base_url_of(config: DeploymentConfig) -> str:
+    """The base URL the SDK would use: the deployment's, else `OPENAI_BASE_URL`, else OpenAI's."""
+    return (config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/") + "/"
+
+
+def _status_error(exc: Any) -> ProviderError:
     body = exc.body if isinstance(exc.body, dict) else {}
     code = exc.code or body.get("code") or body.get("type")
     return ProviderError(fault_for_status(exc.status_code, exc.message, code), exc.message, status=exc.status_code,
@@ -42,7 +64,7 @@ def _status_error(exc: openai.APIStatusError) -> ProviderError:
 
 def classify(exc: BaseException) -> ProviderError | None:
     """The ProviderError for an exception of the openai SDK or its transport; None if not one of them."""
-    return classify_sdk_error(exc, openai, _status_error)
+    return classify_sdk_error(exc, sys.modules.get("openai", _NO_SDK), _status_error)
 
 
 class OpenAIBackend:
@@ -53,21 +75,32 @@ class OpenAIBackend:
         self.model = config.model
         self.stream = config.stream
         self.max_tokens_param = config.max_tokens_param
-        api_key = config.read_api_key() or "not-needed"  # local servers accept any key
-        limits = httpx2.Limits(max_connections=config.max_concurrency,
-                               max_keepalive_connections=config.max_concurrency, keepalive_expiry=30)
-        self.client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=config.base_url,
-            max_retries=0,
-            timeout=httpx2.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
-            default_headers=config.headers or None,
-            http_client=openai.DefaultAioHttpClient(limits=limits),
-        )
+        self._api_key = config.read_api_key() or "not-needed"  # local servers accept any key
+        self._client = None
         self.direct = None
         if config.http_client == "direct":
-            self.direct = DirectOpenAIClient(str(self.client.base_url), api_key, config.headers, config.max_concurrency,
-                                             min(10.0, config.timeout_s), f"instructforge/{package_version()}")
+            self.direct = DirectOpenAIClient(base_url_of(config), self._api_key, config.headers,
+                                             config.max_concurrency, min(10.0, config.timeout_s),
+                                             f"instructforge/{package_version()}")
+        else:
+            self.client  # noqa: B018 (built now: a bad setting fails the start, not the first call)
+
+    @property
+    def client(self) -> Any:
+        """The SDK's `AsyncOpenAI`, built on first use."""
+        if self._client is None:
+            openai, config = _sdk(), self.config
+            limits = httpx2.Limits(max_connections=config.max_concurrency,
+                                   max_keepalive_connections=config.max_concurrency, keepalive_expiry=30)
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=base_url_of(config),
+                max_retries=0,
+                timeout=httpx2.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
+                default_headers=config.headers or None,
+                http_client=openai.DefaultAioHttpClient(limits=limits),
+            )
+        return self._client
 
     def body(self, call: BackendCall) -> dict[str, Any]:
         s = call.sampling
@@ -128,6 +161,7 @@ class OpenAIBackend:
         """Read an SSE answer; a stream that ends before every sample finished is a TRUNCATED fault."""
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         chat = call.messages is not None
+        openai = _sdk()
         chunk_cls = openai.types.chat.ChatCompletionChunk if chat else openai.types.Completion
         stream = await self.client.post(path, body=body, cast_to=chunk_cls, stream=True,
                                         stream_cls=openai.AsyncStream[chunk_cls], options={"timeout": timeout})
@@ -160,4 +194,5 @@ class OpenAIBackend:
     async def aclose(self) -> None:
         if self.direct is not None:
             await self.direct.aclose()
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()
