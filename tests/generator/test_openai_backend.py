@@ -6,6 +6,10 @@ Every test runs over both of the backend's HTTP clients, the official SDK and th
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -261,12 +265,8 @@ asyncio.run(main())
 def test_a_direct_deployment_starts_and_serves_without_importing_the_sdk(tmp_path):
     """The SDK costs about half a second of a gateway's start; a direct-only one imports it only when a
     call needs it (model listing here), and still classifies every fault on the way."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     tests = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", DIRECT_ONLY, str(tmp_path)], capture_output=True, text=True,
-                         cwd=tests, env={**__import__("os").environ, "PYTHONPATH": str(tests)}, timeout=120)
+                         cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)}, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.splitlines() == ["direct True 3 False", "models ['gpt-fake'] True"]

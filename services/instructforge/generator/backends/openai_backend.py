@@ -35,7 +35,6 @@ from instructforge.generator.config import DeploymentConfig
 from instructforge.generator.faults import Fault, ProviderError, fault_for_status, parse_retry_after
 from instructforge.runtime.version import package_version
 
-
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 # Stands in for the SDK in `classify` while it was never imported: then no exception can be one of its.
