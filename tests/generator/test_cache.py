@@ -188,3 +188,36 @@ async def test_an_unreachable_cache_is_bypassed_not_fatal(make_gateway):
         assert r.samples and len(fake.log) == 1
         assert counter(gw.metrics, "instructforge_generator_cache_errors_total", operation="read") == 1
         assert counter(gw.metrics, "instructforge_generator_cache_errors_total", operation="write") == 1
+
+
+async def test_sqlite_writes_commit_together_and_a_refused_one_fails_alone(tmp_path):
+    """Writes queued in one loop turn commit together; the one the database refuses fails its own caller
+    with a clear error, and the store goes on storing."""
+    import sqlite3
+
+    from instructforge.generator.stores import SQLiteStore
+    from instructforge.runtime.errors import Unavailable
+
+    path = tmp_path / "cache.db"
+    store = SQLiteStore(path, checkpoint_every_s=0.05)
+    try:
+        await asyncio.gather(*(store.put_many([(f"k{i}", f"v{i}".encode())]) for i in range(200)))
+        assert await store.get_many(["k0", "k199", "missing"]) == [b"v0", b"v199", None]
+        with sqlite3.connect(path) as db:  # a rule of the database, as a full disk or a bad file would refuse
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.key = 'bad' "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END")
+        with pytest.raises(Unavailable) as refused:
+            await store.put_many([("bad", b"x")])
+        assert refused.value.reason == "CACHE_WRITE_FAILED" and "refused by trigger" in refused.value.message
+        await store.put_many([("good", b"y")])
+        await asyncio.sleep(0.1)  # a checkpoint or two in between
+        assert await store.get_many(["good", "bad"]) == [b"y", None]
+    finally:
+        await store.close()
+    with pytest.raises(Unavailable):  # closed: a write is refused, not lost in a queue nobody reads
+        await store.put_many([("late", b"z")])
+    reopened = SQLiteStore(path)
+    try:
+        assert await reopened.get_many(["k42", "good", "late"]) == [b"v42", b"y", None]
+    finally:
+        await reopened.close()
