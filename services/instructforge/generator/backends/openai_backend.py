@@ -81,25 +81,28 @@ class OpenAIBackend:
             self.direct = DirectOpenAIClient(base_url_of(config), self._api_key, config.headers,
                                              config.max_concurrency, min(10.0, config.timeout_s),
                                              f"instructforge/{package_version()}")
-        else:
-            self.client  # noqa: B018 (built now: a bad setting fails the start, not the first call)
+        else:  # built now: a bad setting fails the start, not the first call
+            self._client = self._new_client()
 
     @property
     def client(self) -> Any:
-        """The SDK's `AsyncOpenAI`, built on first use."""
+        """The SDK's `AsyncOpenAI`; a direct-client deployment builds it on first use."""
         if self._client is None:
-            openai, config = _sdk(), self.config
-            limits = httpx2.Limits(max_connections=config.max_concurrency,
-                                   max_keepalive_connections=config.max_concurrency, keepalive_expiry=30)
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=base_url_of(config),
-                max_retries=0,
-                timeout=httpx2.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
-                default_headers=config.headers or None,
-                http_client=openai.DefaultAioHttpClient(limits=limits),
-            )
+            self._client = self._new_client()
         return self._client
+
+    def _new_client(self) -> Any:
+        openai, config = _sdk(), self.config
+        limits = httpx2.Limits(max_connections=config.max_concurrency,
+                               max_keepalive_connections=config.max_concurrency, keepalive_expiry=30)
+        return openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=base_url_of(config),
+            max_retries=0,
+            timeout=httpx2.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
+            default_headers=config.headers or None,
+            http_client=openai.DefaultAioHttpClient(limits=limits),
+        )
 
     def body(self, call: BackendCall) -> dict[str, Any]:
         s = call.sampling
