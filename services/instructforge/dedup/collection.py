@@ -18,11 +18,19 @@ from rapidfuzz.distance import LCSseq
 
 from instructforge.dedup import rouge
 from instructforge.dedup.buffers import GrowArray
-from instructforge.dedup.config import GLOBAL, MAX_KEY_CHARS, CollectionConfig, Limits, text_problem
+from instructforge.dedup.config import (
+    GLOBAL,
+    MAX_KEY_CHARS,
+    NO_SEMANTIC,
+    CollectionConfig,
+    Limits,
+    text_problem,
+)
 from instructforge.dedup.decide import KEPT, SEMANTIC, Decider, Item, Match, Rules, Slice, Verdict
 from instructforge.dedup.lexical import REFERENCE_PARTITION, LexicalIndex, Scored
 from instructforge.dedup.locks import RWLock
 from instructforge.dedup.semantic import IndexPolicy, SemanticIndex
+from instructforge.dedup.supplied import vectors_for
 from instructforge.dedup.tokenize import Vocabulary, VocabularyOverlay
 from instructforge.runtime.errors import ResourceExhausted, ViolationCollector
 
@@ -104,6 +112,8 @@ class Collection:
                 value = getattr(item, attr)
                 if not isinstance(value, str) or len(value) > MAX_KEY_CHARS:
                     bad.add(f"{field_name}[{k}].{attr}", f"must be a string of at most {MAX_KEY_CHARS} characters")
+            if item.embedding is not None and self.semantic is None:
+                bad.add(f"{field_name}[{k}].embedding", NO_SEMANTIC)
         bad.raise_if_any()
 
     def _part_name(self, entry: int) -> str:
@@ -129,10 +139,16 @@ class Collection:
         return out
 
     # ------------------------------------------------------------------ judging
-    def embed_items(self, items: list[Item]) -> np.ndarray | None:
-        """Validate a batch and embed it (no lock needed: embedding depends on nothing stored)."""
-        self.validate(items)
-        return self.embedder.encode([i.text for i in items]) if self.semantic is not None else None
+    def embed_items(self, items: list[Item], field_name: str = "items") -> np.ndarray | None:
+        """Validate a batch and embed it (no lock needed: embedding depends on nothing stored).
+
+        Items that carry the caller's embedding keep it (normalised); the model embeds the others.
+        """
+        self.validate(items, field_name)
+        if self.semantic is None:
+            return None
+        return vectors_for([i.text for i in items], [i.embedding for i in items], self.embedder,
+                           lambda k: f"{field_name}[{k}].embedding")
 
     def judge(
         self, items: list[Item], scope_all: bool, writer: bool = False, vectors: np.ndarray | None = None
@@ -247,8 +263,9 @@ class Collection:
 
     def plan_insert(self, items: list[Item]) -> InsertRecord:
         """Insert without judging (bulk loads of data kept elsewhere)."""
-        self.validate(items)
-        return InsertRecord([i if i.id else Item(i.text, content_id(i.text), i.partition) for i in items])
+        vectors = self.embed_items(items)
+        return InsertRecord([i if i.id else Item(i.text, content_id(i.text), i.partition) for i in items],
+                            vectors=vectors)
 
     # ------------------------------------------------------------------ changing state
     def check_capacity(self, adding: int) -> None:

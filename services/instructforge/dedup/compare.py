@@ -13,7 +13,7 @@ from rapidfuzz.distance import LCSseq
 
 from instructforge.dedup import rouge
 from instructforge.dedup.config import Limits, text_problem
-from instructforge.dedup.embedder import DEFAULT_MODEL, get_embedder, validate_model
+from instructforge.dedup.embedder import CLIENT, DEFAULT_MODEL, get_embedder, validate_model
 from instructforge.dedup.tokenize import Vocabulary
 from instructforge.runtime.errors import InvalidArgument, ViolationCollector
 
@@ -37,8 +37,10 @@ def compare_texts(reference: str, candidates: list[str], *, semantic: bool = Fal
         problem = text_problem(text, limits)
         if problem:
             bad.add(field, problem)
+    if semantic and model == CLIENT:
+        bad.add("embedding_model", f"{CLIENT!r} means callers send vectors; CompareTexts embeds the texts, so name a model")
     try:
-        validate_model(model, "embedding_model")
+        validate_model(model, "embedding_model", client=True)
     except InvalidArgument as exc:
         bad.violations.extend(exc.violations)
     bad.raise_if_any()

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from instructforge.dedup import rouge
 from instructforge.dedup.decide import Item
-from instructforge.dedup.embedder import DEFAULT_MODEL, validate_model
+from instructforge.dedup.embedder import CLIENT, DEFAULT_MODEL, validate_model
 from instructforge.dedup.postings import MAX_TOKENS
 from instructforge.dedup.semantic import IndexPolicy
 from instructforge.dedup.tokenize import rouge_tokens
@@ -20,6 +20,8 @@ from instructforge.runtime.errors import InvalidArgument, ViolationCollector
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 MAX_KEY_CHARS = 1024
+MAX_DIMENSION = 16384
+NO_SEMANTIC = "is given, but the collection has no semantic dedup (its semantic threshold is unset)"
 PARTITION, GLOBAL = "partition", "collection"
 SCOPES = (PARTITION, GLOBAL)
 
@@ -47,6 +49,8 @@ class SemanticConfig:
     comparison: str = rouge.GT
     model: str = DEFAULT_MODEL
     index: IndexPolicy = field(default_factory=IndexPolicy)
+    dimension: int = 0
+    """The vectors' length: required for ``client``; for a model, filled in from it when created."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,13 @@ class CollectionConfig:
                 bad.add(f"{prefix}.semantic.comparison", "must be '>' or '>='")
             if not _finite(sem.threshold) or not -1.0 <= sem.threshold <= 1.0:
                 bad.add(f"{prefix}.semantic.threshold", f"must be a cosine in [-1, 1], got {sem.threshold!r}")
+            if not isinstance(sem.dimension, int) or not 0 <= sem.dimension <= MAX_DIMENSION:
+                bad.add(f"{prefix}.semantic.dimension", f"must be in [0, {MAX_DIMENSION}], got {sem.dimension!r}")
+            elif sem.model == CLIENT and sem.dimension == 0:
+                bad.add(f"{prefix}.semantic.dimension",
+                        f"is required with embedding_model {CLIENT!r}: the length of the vectors callers send")
             for check in (
-                lambda: validate_model(sem.model, f"{prefix}.semantic.model"),
+                lambda: validate_model(sem.model, f"{prefix}.semantic.model", client=True),
                 lambda: sem.index.validate(f"{prefix}.semantic.index"),
             ):
                 try:
@@ -115,6 +124,8 @@ class CollectionConfig:
             for attr in ("id", "partition"):
                 if len(getattr(ref, attr)) > MAX_KEY_CHARS:
                     bad.add(f"{prefix}.references[{k}].{attr}", f"must be at most {MAX_KEY_CHARS} characters")
+            if ref.embedding is not None and sem is None:
+                bad.add(f"{prefix}.references[{k}].embedding", NO_SEMANTIC)
         bad.raise_if_any()
 
 

@@ -10,7 +10,7 @@ within-slice part of the decision is sequential.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,8 @@ class Item:
     text: str
     id: str = ""
     partition: str = ""
+    # The caller's embedding of the text (see supplied.py); not part of the item's identity.
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -50,6 +50,7 @@ from instructforge.runtime.errors import FailedPrecondition, InvalidArgument
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+CLIENT = "client"  # the embedding_model of a collection whose callers send every vector (supplied.py)
 AUTO, TORCH, TORCH_BF16, ONNX, ONNX_INT8 = "auto", "torch", "torch-bf16", "onnx", "onnx-int8"
 BACKENDS = (AUTO, TORCH, TORCH_BF16, ONNX, ONNX_INT8)
 _EXPORT_RECIPE = "torchscript-onnx-v1"  # part of the cache key: change it when the export changes
@@ -509,11 +510,15 @@ def known_model(name: str) -> bool:
     return name in _FACTORIES or name in _PACKAGED or Path(name).is_dir()
 
 
-def validate_model(name: str, field: str) -> None:
+def validate_model(name: str, field: str, client: bool = False) -> None:
+    """``name`` must be a model this process can load (or, where ``client`` is allowed, ``client``)."""
+    if client and name == CLIENT:
+        return
     if not known_model(name):
+        also = f", or {CLIENT!r} when callers send the vectors" if client else ""
         raise InvalidArgument(
             f"unknown embedding model {name!r}: use {DEFAULT_MODEL!r}, a registered name or a local "
-            "sentence-transformers folder",
+            f"sentence-transformers folder{also}",
             field=field,
         )
 

@@ -17,16 +17,23 @@ import shutil
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from instructforge.dedup import wal as wal_mod
 from instructforge.dedup.collection import Collection, InsertRecord, Item, Verdict, content_id
 from instructforge.dedup.config import CollectionConfig, Limits, validate_name
-from instructforge.dedup.embedder import get_embedder
+from instructforge.dedup.embedder import CLIENT, get_embedder
 from instructforge.dedup.search import search_collection
 from instructforge.dedup.snapshot import latest_snapshot, load_snapshot, snapshot_time, write_snapshot
-from instructforge.runtime.errors import AlreadyExists, DataLoss, InstructForgeError, NotFound
+from instructforge.dedup.supplied import ClientVectors
+from instructforge.runtime.errors import (
+    AlreadyExists,
+    DataLoss,
+    InstructForgeError,
+    InvalidArgument,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +111,17 @@ class CollectionManager:
                         h.wal.close()
 
     def _new_collection(self, name: str, config: CollectionConfig) -> Collection:
-        embedder = get_embedder(config.semantic.model, self.device) if config.semantic else None
+        """The collection, with its embedder loaded and the vectors' dimension filled in from it."""
+        sem = config.semantic
+        embedder = None
+        if sem is not None and sem.model == CLIENT:
+            embedder = ClientVectors(sem.dimension)
+        elif sem is not None:
+            embedder = get_embedder(sem.model, self.device)
+            if sem.dimension not in (0, embedder.dim):
+                raise InvalidArgument(f"is {sem.dimension}, but model {sem.model!r} makes vectors of "
+                                      f"{embedder.dim}; leave it 0", field="config.semantic.dimension")
+            config = replace(config, semantic=replace(sem, dimension=embedder.dim))
         return Collection(name, config, self.limits, embedder, self.workers)
 
     def _load(self, d: Path) -> _Handle:
@@ -144,10 +161,11 @@ class CollectionManager:
             if name in self._handles or name in self._broken:
                 raise AlreadyExists(f"collection {name!r} already exists", reason="COLLECTION_EXISTS")
             coll = self._new_collection(name, config)
+            config = coll.config  # with the embedding dimension filled in
             refs = [r if r.id else Item(r.text, content_id(r.text), r.partition) for r in config.references]
             record = InsertRecord(refs, reference=True, seq=1)
-            if record.items:
-                coll.embed(record)
+            if record.items and coll.semantic is not None:
+                record.vectors = coll.embed_items(list(config.references), "config.references")
             h = _Handle(coll, None, created_at=time.time())
             root = self._collections_dir
             if root is not None:
@@ -238,23 +256,23 @@ class CollectionManager:
     def insert(self, name: str, items: list[Item], request_id: str = "") -> int:
         """Insert without judging; returns how many were inserted (a repeated request inserts nothing)."""
         h = self._handle(name)
+        record = h.coll.plan_insert(items)  # validated and embedded before taking the lock
         with h.coll.lock.write():
             self._alive(h, name)
             if request_id and request_id in h.coll.requests:
                 return int(h.coll.requests[request_id][0])
-            record = h.coll.plan_insert(items)
-            h.coll.embed(record)
             if request_id:
                 record.request_id, record.results = request_id, [len(record.items)]
             self._commit(h, record)
         h.verdicts["inserted"] += len(record.items)
         return len(record.items)
 
-    def search(self, name: str, queries: list[str], k: int, semantic: bool, partition: str | None = None):
+    def search(self, name: str, queries: list[str], k: int, semantic: bool, partition: str | None = None,
+               query_embeddings: list | None = None):
         h = self._handle(name)
         with h.coll.lock.read():
             self._alive(h, name)
-            return search_collection(h.coll, queries, k, semantic, partition)
+            return search_collection(h.coll, queries, k, semantic, partition, query_embeddings)
 
     def _commit(self, h: _Handle, record: InsertRecord) -> None:
         if not record.items and not record.request_id:

@@ -15,17 +15,23 @@ from rapidfuzz.process import cdist
 
 from instructforge.dedup import rouge
 from instructforge.dedup.collection import Collection
-from instructforge.dedup.config import text_problem
+from instructforge.dedup.config import NO_SEMANTIC, text_problem
 from instructforge.dedup.decide import Match
+from instructforge.dedup.embedder import CLIENT
 from instructforge.dedup.lexical import REFERENCE_PARTITION
+from instructforge.dedup.supplied import ClientVectors, vectors_for
 from instructforge.dedup.tokenize import VocabularyOverlay
 from instructforge.runtime.errors import FailedPrecondition, ViolationCollector
 
 _CELLS_PER_CHUNK = 20_000_000  # LCS matrix cells held at once (80 MB)
 
 
-def search_collection(coll: Collection, queries: list[str], k: int, semantic: bool, partition: str | None):
-    """Per query, up to ``k`` matches, best first (the caller holds the read lock)."""
+def search_collection(coll: Collection, queries: list[str], k: int, semantic: bool, partition: str | None,
+                      query_embeddings: list | None = None):
+    """Per query, up to ``k`` matches, best first (the caller holds the read lock).
+
+    ``query_embeddings`` (one per query, or none) are the caller's vectors, used instead of the model's.
+    """
     bad = ViolationCollector()
     bad.check(bool(queries), "queries", "must not be empty")
     bad.check(len(queries) <= coll.limits.max_batch_items, "queries",
@@ -34,17 +40,27 @@ def search_collection(coll: Collection, queries: list[str], k: int, semantic: bo
         problem = text_problem(q, coll.limits)
         if problem:
             bad.add(f"queries[{n}]", problem)
+    if query_embeddings:
+        bad.check(coll.semantic is not None, "query_embeddings", NO_SEMANTIC)
+        bad.check(len(query_embeddings) == len(queries), "query_embeddings",
+                  f"has {len(query_embeddings)} vectors for {len(queries)} queries: give one per query, or none")
+    client_only = isinstance(coll.embedder, ClientVectors)
+    if semantic and coll.semantic is not None and client_only and not query_embeddings:
+        bad.add("query_embeddings", f"is required for a semantic search: this collection's embedding_model is {CLIENT!r}")
     bad.raise_if_any()
+    if semantic and coll.semantic is None:
+        raise FailedPrecondition(
+            f"collection {coll.name!r} has no semantic dedup; search it with SEARCH_MODE_LEXICAL",
+            reason="SEMANTIC_DISABLED",
+        )
     vocab = VocabularyOverlay(coll.vocab)
     qseqs = [vocab.encode(q) for q in queries]
-    qvecs = coll.embedder.encode(queries) if coll.semantic is not None else None
+    qvecs = None  # a client collection searched lexically without vectors reports no cosines
+    if coll.semantic is not None and (query_embeddings or not client_only):
+        qvecs = vectors_for(queries, query_embeddings or [None] * len(queries), coll.embedder,
+                            lambda n: f"query_embeddings[{n}]")
     part = None if not partition else int(coll.batch_parts([partition])[0])
     if semantic:
-        if coll.semantic is None:
-            raise FailedPrecondition(
-                f"collection {coll.name!r} has no semantic dedup; search it with SEARCH_MODE_LEXICAL",
-                reason="SEMANTIC_DISABLED",
-            )
         parts = np.full(len(queries), -2 if part is None else part, np.int64)
         scores, entries = coll.semantic.search(qvecs, parts, part is None, k)
         ranked = [[(int(e), float(s)) for s, e in zip(srow, erow) if e >= 0] for srow, erow in zip(scores, entries)]

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from instructforge.dedup.v1 import dedup_pb2 as pb
@@ -70,11 +71,11 @@ def config_from_proto(msg: pb.CollectionConfig, defaults: IndexPolicy) -> Collec
         )
         semantic = SemanticConfig(
             msg.semantic.threshold, _enum(_COMPARISONS, msg.semantic.comparison, "config.semantic.comparison"),
-            msg.semantic.embedding_model or DEFAULT_MODEL, policy,
+            msg.semantic.embedding_model or DEFAULT_MODEL, policy, msg.semantic.dimension,
         )
     return CollectionConfig(
         lexical=lexical, semantic=semantic,
-        references=tuple(Item(r.text, r.id, r.partition) for r in msg.references),
+        references=tuple(items_from_proto(msg.references)),
         default_scope=_enum(_SCOPES, msg.default_scope, "config.default_scope") or GLOBAL,
         drop_exact_duplicates=msg.drop_exact_duplicates,
     )
@@ -95,6 +96,7 @@ def config_to_proto(config: CollectionConfig) -> pb.CollectionConfig:
             threshold=sem.threshold, comparison=_TO_COMPARISON[sem.comparison], embedding_model=sem.model,
             index=pb.IndexOptions(exact_max_vectors=ix.exact_max, large_index=_TO_KIND[ix.large_kind],
                                   ivf_nprobe=ix.ivf_nprobe, hnsw_m=ix.hnsw_m, hnsw_ef_search=ix.hnsw_ef_search),
+            dimension=sem.dimension,
         ))
     return out
 
@@ -126,8 +128,16 @@ def result_to_proto(v: Verdict) -> pb.ItemResult:
     return out
 
 
+def embedding_from_proto(msg: pb.Embedding) -> np.ndarray:
+    return np.array(msg.values, np.float32)
+
+
 def items_from_proto(items) -> list[Item]:
-    return [Item(i.text, i.id, i.partition) for i in items]
+    """Core items; an item's embedding, when the caller sent one, as a float32 array."""
+    return [
+        Item(i.text, i.id, i.partition, embedding_from_proto(i.embedding) if i.HasField("embedding") else None)
+        for i in items
+    ]
 
 
 # --- the servicer -----------------------------------------------------------------------------
@@ -217,7 +227,7 @@ class DedupServicer(pb_grpc.DedupServiceServicer):
         semantic = _enum(_MODES, request.mode, "mode")
         found = await asyncio.to_thread(
             self.manager.search, name, list(request.queries), request.top_k or _DEFAULT_TOP_K, semantic,
-            request.partition or None,
+            request.partition or None, [embedding_from_proto(e) for e in request.query_embeddings],
         )
         return pb.SearchResponse(results=[pb.QueryMatches(matches=[match_to_proto(m) for m in row]) for row in found])
 

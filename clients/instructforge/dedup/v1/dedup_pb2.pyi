@@ -76,16 +76,18 @@ class LexicalConfig(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., comparison: _Optional[_Union[Comparison, str]] = ...) -> None: ...
 
 class SemanticConfig(_message.Message):
-    __slots__ = ("threshold", "comparison", "embedding_model", "index")
+    __slots__ = ("threshold", "comparison", "embedding_model", "index", "dimension")
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     COMPARISON_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
     threshold: float
     comparison: Comparison
     embedding_model: str
     index: IndexOptions
-    def __init__(self, threshold: _Optional[float] = ..., comparison: _Optional[_Union[Comparison, str]] = ..., embedding_model: _Optional[str] = ..., index: _Optional[_Union[IndexOptions, _Mapping]] = ...) -> None: ...
+    dimension: int
+    def __init__(self, threshold: _Optional[float] = ..., comparison: _Optional[_Union[Comparison, str]] = ..., embedding_model: _Optional[str] = ..., index: _Optional[_Union[IndexOptions, _Mapping]] = ..., dimension: _Optional[int] = ...) -> None: ...
 
 class IndexOptions(_message.Message):
     __slots__ = ("exact_max_vectors", "large_index", "ivf_nprobe", "hnsw_m", "hnsw_ef_search")
@@ -136,14 +138,16 @@ class Collection(_message.Message):
     def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[CollectionConfig, _Mapping]] = ..., entry_count: _Optional[int] = ..., reference_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., memory_bytes: _Optional[int] = ..., partition_count: _Optional[int] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("id", "text", "partition")
+    __slots__ = ("id", "text", "partition", "embedding")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     partition: str
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., partition: _Optional[str] = ...) -> None: ...
+    embedding: Embedding
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., partition: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ...) -> None: ...
 
 class Match(_message.Message):
     __slots__ = ("id", "text", "partition", "reference", "rouge_l_f", "cosine_similarity")
@@ -280,18 +284,26 @@ class InsertResponse(_message.Message):
     def __init__(self, inserted_count: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "top_k", "mode", "partition")
+    __slots__ = ("collection", "queries", "top_k", "mode", "partition", "query_embeddings")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _containers.RepeatedScalarFieldContainer[str]
     top_k: int
     mode: SearchMode
     partition: str
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., partition: _Optional[str] = ...) -> None: ...
+    query_embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., partition: _Optional[str] = ..., query_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class QueryMatches(_message.Message):
     __slots__ = ("matches",)
