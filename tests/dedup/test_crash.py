@@ -38,28 +38,43 @@ def start(state_dir, port: int, fsync: str) -> IforgeProcess:
     return proc
 
 
-def novel_batch(rng: random.Random, acked: list[str]) -> list[pb.Item]:
-    """Novel instructions plus two repeats of acknowledged ones (which must be dropped)."""
-    def novel() -> str:  # eight random words: ROUGE-L ~0 against anything else
-        hexed = uuid.UUID(int=rng.getrandbits(128)).hex
-        return "Explain " + " ".join(hexed[k : k + 4] for k in range(0, 32, 4))
+def novel(rng: random.Random) -> str:
+    """Eight random words: ROUGE-L ~0 against anything else."""
+    hexed = uuid.UUID(int=rng.getrandbits(128)).hex
+    return "Explain " + " ".join(hexed[k : k + 4] for k in range(0, 32, 4))
 
-    items = [pb.Item(text=novel()) for _ in range(BATCH)]
-    items += [pb.Item(text=rng.choice(acked)) for _ in range(2) if acked]
-    return items
+
+def novel_batch(rng: random.Random, acked: list[str]) -> list[str]:
+    """Novel instructions plus two repeats of acknowledged ones (which must be dropped)."""
+    return [novel(rng) for _ in range(BATCH)] + [rng.choice(acked) for _ in range(2) if acked]
+
+
+DIM = 32  # random directions in 32-d: cosine far below 0.9 between any two of a few thousand
+VECTORS = pb.CollectionConfig(semantic=pb.SemanticConfig(threshold=0.9, embedding_model="client", dimension=DIM))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fsync", ["always", "never"])
-def test_sigkill_at_random_moments(tmp_path, fsync):
+@pytest.mark.parametrize("fsync,vectors", [("always", False), ("never", False), ("always", True)],
+                         ids=["fsync-always", "fsync-never", "callers-vectors"])
+def test_sigkill_at_random_moments(tmp_path, fsync, vectors):
+    """With ``vectors`` the collection is a "client" one: each item carries its own embedding, and
+    after every restart each acknowledged vector must still be there (found by a stranger's text)."""
     from conftest import free_port
 
-    rng = random.Random(fsync)
+    rng = random.Random(fsync + str(vectors))
+    vector_of: dict[str, list[float]] = {}
+
+    def item(text: str, vector: list[float] | None = None) -> pb.Item:
+        out = pb.Item(text=text)
+        if vectors:
+            out.embedding.values.extend(vector or vector_of.setdefault(text, [rng.gauss(0, 1) for _ in range(DIM)]))
+        return out
+
     port = free_port()
     proc = start(tmp_path, port, fsync)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = pb_grpc.DedupServiceStub(channel)
-    stub.CreateCollection(pb.CreateCollectionRequest(name="stream"))
+    stub.CreateCollection(pb.CreateCollectionRequest(name="stream", config=VECTORS if vectors else None))
     acked: list[str] = []  # texts the service acknowledged as kept
     kills = 0
     while kills < 4:
@@ -67,7 +82,7 @@ def test_sigkill_at_random_moments(tmp_path, fsync):
         killer.start()
         lost = None
         while lost is None:
-            items = novel_batch(rng, acked)
+            items = [item(t) for t in novel_batch(rng, acked)]
             request = pb.CheckAndInsertRequest(collection="stream", items=items, request_id=uuid.uuid4().hex)
             try:
                 reply = stub.CheckAndInsert(request, timeout=30)
@@ -83,8 +98,13 @@ def test_sigkill_at_random_moments(tmp_path, fsync):
         kills += 1
         proc = start(tmp_path, port, fsync)
         # every acknowledged item is present
-        present = stub.Check(pb.CheckRequest(collection="stream", items=[pb.Item(text=t) for t in acked]))
+        present = stub.Check(pb.CheckRequest(collection="stream", items=[item(t) for t in acked]))
         assert all(r.drop_reason == pb.DROP_REASON_EXACT_DUPLICATE for r in present.results)
+        if vectors:  # and so is its vector: new texts carrying the acknowledged vectors are near-duplicates
+            strangers = [item(novel(rng), vector_of[t]) for t in acked]
+            found = stub.Check(pb.CheckRequest(collection="stream", items=strangers))
+            assert all(r.drop_reason == pb.DROP_REASON_SEMANTIC for r in found.results)
+            assert [r.best_match.text for r in found.results] == acked
         # the lost call is all there or not there at all
         probe = stub.Check(pb.CheckRequest(collection="stream", items=lost.items[:BATCH]))
         applied = {r.verdict for r in probe.results}
