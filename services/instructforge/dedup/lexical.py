@@ -174,7 +174,7 @@ class LexicalIndex:
         scanned, qs, es = 0, [], []
         for probe, ent, b, n in self.postings.probe(batch.pe, batch.lengths[batch.pq], batch.pp):
             q = batch.pq[probe]
-            ok = self._bounds_ok(batch, q, ent, batch.lengths[q], b, self.sigs.view[ent], self.parts.view[ent], scope_all)
+            ok = self._bounds_ok(batch, q, ent, batch.lengths[q], b, self.sigs.view, self.parts.view, scope_all)
             qs.append(q[ok])
             es.append(ent[ok])
             scanned += n
@@ -190,7 +190,7 @@ class LexicalIndex:
         need = self._need(a + b)
         ok = (a - bi >= need) & (b - bj >= need)
         bq, be = bq[ok], be[ok]
-        ok = self._bounds_ok(batch, bq, be, a[ok], b[ok], batch.sig[be], batch.parts[be], scope_all)
+        ok = self._bounds_ok(batch, bq, be, a[ok], b[ok], batch.sig, batch.parts, scope_all)
         bq, be = distinct_pairs(bq[ok], be[ok], len(batch.seqs))
         lcs_started = time.perf_counter()
         within = self._score(batch.seqs, batch.seqs, batch.lengths[bq], batch.lengths[be], bq, be)
@@ -206,10 +206,13 @@ class LexicalIndex:
             self._need_table = rouge.min_lcs(sums, np.zeros_like(sums), self.threshold).astype(np.int32)
         return self._need_table[total]
 
-    def _bounds_ok(self, batch: Prepared, q, e, a, b, esig, eparts, scope_all: bool) -> np.ndarray:
-        """Bitmap bound and partition scope for candidate pairs (q, e)."""
-        ok = bitmap_ok(a, b, self._need(a + b), batch.sig[q], esig)
+    def _bounds_ok(self, batch: Prepared, q, e, a, b, sigs, parts, scope_all: bool) -> np.ndarray:
+        """Bitmap bound and partition scope for candidate pairs (q, e); ``sigs`` and ``parts`` are
+        indexed by ``e``. Partitions are looked up only when the scope needs them: at millions of
+        entries each lookup is a cache miss, and a check makes one per candidate posting."""
+        ok = bitmap_ok(a, b, self._need(a + b), batch.sig[q], sigs[e])
         if not scope_all and (self.partitioned or bool(np.any(batch.parts != 0))):
+            eparts = parts[e]
             ok &= (eparts == batch.parts[q]) | (eparts == REFERENCE_PARTITION)
         return ok
 
