@@ -18,7 +18,8 @@ batch against a partition of ``--vectors`` vectors (IVF, as the service switches
 to end per embedding backend (``--backends``): embed 1k instructions, search them, repetitions
 interleaved across backends (the machine is shared), next to the 1 s target. Quality per backend
 against float32 torch: cosine of the two embeddings of each text, and keep-if-novel decisions at
-cosine 0.8 over a near-duplicate-heavy corpus (``--quality-items``).
+cosine 0.8 over a near-duplicate-heavy corpus (``--quality-items``). Last, the semantic check through
+gRPC when callers send their own vectors (``semantic_grpc``; ``--skip-grpc-semantic`` leaves it out).
 
     python tools/bench/dedup_bench.py                       # 10k, 50k, 100k + semantic 1M
     python tools/bench/dedup_bench.py --sizes 10000 --vectors 100000
