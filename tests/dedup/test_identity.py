@@ -180,3 +180,26 @@ def test_one_batch_of_near_identical_texts(manager):
     verdicts = manager.check_and_insert("c", [Item(t) for t in texts])
     assert [v.kept for v in verdicts] == [True] + [False] * 5999
     assert {v.best.entry for v in verdicts[1:]} == {0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_the_threaded_posting_scan_decides_identically(manager, monkeypatch, partitioned):
+    """Large indexes split a check's posting scan over threads; forced on here for a small one."""
+    from instructforge.dedup import lexical
+
+    monkeypatch.setattr(lexical, "_PARALLEL_SCAN_ENTRIES", 0)
+    starts: list[int] = []
+    scan = lexical.LexicalIndex._scan
+
+    def spy(self, batch, lo, hi, scope_all):
+        starts.append(lo)
+        return scan(self, batch, lo, hi, scope_all)
+
+    monkeypatch.setattr(lexical.LexicalIndex, "_scan", spy)
+    texts = corpus(3000, seed=5, dup_rate=0.3, edge_rate=0.03)
+    parts = [("n1", "n2", "")[k % 3] for k in range(len(texts))] if partitioned else None
+    manager.create("c", CollectionConfig(default_scope=PARTITION))
+    verdicts = run_batches(manager, "c", texts, [700, 1500], parts)
+    assert [v.kept for v in verdicts] == novelty_filter(texts, partitions=parts, scope_all=False, skip_hopeless=True)
+    assert any(lo > 0 for lo in starts)  # the scan really was split

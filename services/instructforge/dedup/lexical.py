@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -171,14 +172,7 @@ class LexicalIndex:
         if not rouge.f_can_drop(self.threshold, self.comparison) or len(batch.seqs) == 0:
             return Scored.empty(), Scored.empty()
         started = time.perf_counter()
-        scanned, qs, es = 0, [], []
-        for probe, ent, b, n in self.postings.probe(batch.pe, batch.lengths[batch.pq], batch.pp):
-            q = batch.pq[probe]
-            ok = self._bounds_ok(batch, q, ent, batch.lengths[q], b, self.sigs.view, self.parts.view, scope_all)
-            qs.append(q[ok])
-            es.append(ent[ok])
-            scanned += n
-        cq, ce = distinct_pairs(np.concatenate(qs or [np.zeros(0, np.int64)]), np.concatenate(es or [np.zeros(0, np.int64)]), len(self.seqs))
+        cq, ce, scanned = self._index_candidates(batch, scope_all)
         lcs_started = time.perf_counter()
         against_index = self._score(batch.seqs, self.seqs, batch.lengths[cq], self.lengths.view[ce].astype(np.int64), cq, ce)
         lcs_seconds = time.perf_counter() - lcs_started
@@ -198,13 +192,46 @@ class LexicalIndex:
         self.stats.add(scanned + len(bi), len(cq) + len(bq), lcs_seconds, time.perf_counter() - started)
         return against_index, within
 
+    def _index_candidates(self, batch: Prepared, scope_all: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        """Distinct (item, entry) pairs that pass every bound, and the postings scanned to find them.
+
+        On a large index the prefix triples are split over ``workers`` threads: the scan is numpy
+        work on arrays of millions of postings (gathers, comparisons), which runs without the GIL.
+        """
+        n = len(batch.pq)
+        parts = 1 if len(self.seqs) < _PARALLEL_SCAN_ENTRIES else min(self.workers, max(1, n // 256))
+        bounds = np.linspace(0, n, parts + 1).astype(np.int64).tolist()
+        if parts == 1:
+            found = [self._scan(batch, 0, n, scope_all)]
+        else:
+            found = list(_scan_pool(parts).map(lambda k: self._scan(batch, bounds[k], bounds[k + 1], scope_all),
+                                               range(parts)))
+        qs = [q for f in found for q in f[0]]
+        es = [e for f in found for e in f[1]]
+        empty = [np.zeros(0, np.int64)]
+        cq, ce = distinct_pairs(np.concatenate(qs or empty), np.concatenate(es or empty), len(self.seqs))
+        return cq, ce, sum(f[2] for f in found)
+
+    def _scan(self, batch: Prepared, lo: int, hi: int, scope_all: bool) -> tuple[list, list, int]:
+        """Candidates from prefix triples ``lo .. hi`` of the batch: (item arrays, entry arrays, scanned)."""
+        scanned, qs, es = 0, [], []
+        pq = batch.pq[lo:hi]
+        for probe, ent, b, n in self.postings.probe(batch.pe[lo:hi], batch.lengths[pq], batch.pp[lo:hi]):
+            q = pq[probe]
+            ok = self._bounds_ok(batch, q, ent, batch.lengths[q], b, self.sigs.view, self.parts.view, scope_all)
+            qs.append(q[ok])
+            es.append(ent[ok])
+            scanned += n
+        return qs, es, scanned
+
     def _need(self, total: np.ndarray) -> np.ndarray:
         """:func:`rouge.min_lcs` by table lookup on ``a + b`` (the table grows on demand)."""
         top = int(total.max(initial=0))
-        if top >= len(self._need_table):
-            sums = np.arange(max(top + 1, 2 * len(self._need_table)), dtype=np.int64)
-            self._need_table = rouge.min_lcs(sums, np.zeros_like(sums), self.threshold).astype(np.int32)
-        return self._need_table[total]
+        table = self._need_table  # one read: concurrent checks (and scan threads) may each grow it
+        if top >= len(table):
+            sums = np.arange(max(top + 1, 2 * len(table)), dtype=np.int64)
+            table = self._need_table = rouge.min_lcs(sums, np.zeros_like(sums), self.threshold).astype(np.int32)
+        return table[total]
 
     def _bounds_ok(self, batch: Prepared, q, e, a, b, sigs, parts, scope_all: bool) -> np.ndarray:
         """Bitmap bound and partition scope for candidate pairs (q, e); ``sigs`` and ``parts`` are
@@ -272,6 +299,20 @@ class LexicalIndex:
         seq_bytes = (sum(s.__sizeof__() for s in sample) * len(self.seqs)) // max(1, len(sample))
         columns = sum(c.nbytes for c in (self.lengths, self.parts, self.elems, self.offsets, self.sigs))
         return seq_bytes + 8 * len(self.seqs) + columns + self.postings.nbytes() + self._rank.nbytes
+
+
+_PARALLEL_SCAN_ENTRIES = 200_000
+"""Below this many entries a check's posting scan is too short to gain from threads."""
+_SCAN_POOLS: dict[int, ThreadPoolExecutor] = {}
+_SCAN_POOLS_LOCK = threading.Lock()
+
+
+def _scan_pool(threads: int) -> ThreadPoolExecutor:
+    with _SCAN_POOLS_LOCK:
+        pool = _SCAN_POOLS.get(threads)
+        if pool is None:
+            pool = _SCAN_POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="dedup-scan")
+        return pool
 
 
 def sequence_id_array(seqs: list[Sequence_]) -> np.ndarray:
