@@ -4,8 +4,8 @@ prune (§1.8) and filter (§1.9) are ordered CheckAndInsert calls to the dedup s
 published O(n²) loops with a process pool per example: task names against the root's and the kept
 names (pruned nodes are only flagged, as published), and instructions against the kept ones of the
 same node (published; one call per node, made while enrich is still running) or of the whole tree
-(`scope: tree`). The tree is checkpointed in the
-published folder layout after every stage, and the final one is written to the run's `tree/`.
+(`scope: tree`). The tree is checkpointed in the published folder layout after every stage, and the
+final one is written to the run's `tree/`.
 """
 
 from __future__ import annotations

@@ -139,16 +139,16 @@ class Collection:
         return out
 
     # ------------------------------------------------------------------ judging
-    def embed_items(self, items: list[Item], field_name: str = "items") -> np.ndarray | None:
+    def embed_items(self, items: list[Item]) -> np.ndarray | None:
         """Validate a batch and embed it (no lock needed: embedding depends on nothing stored).
 
         Items that carry the caller's embedding keep it (normalised); the model embeds the others.
         """
-        self.validate(items, field_name)
+        self.validate(items)
         if self.semantic is None:
             return None
         return vectors_for([i.text for i in items], [i.embedding for i in items], self.embedder,
-                           lambda k: f"{field_name}[{k}].embedding")
+                           lambda k: f"items[{k}].embedding")
 
     def judge(
         self, items: list[Item], scope_all: bool, writer: bool = False, vectors: np.ndarray | None = None

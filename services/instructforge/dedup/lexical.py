@@ -199,13 +199,13 @@ class LexicalIndex:
         work on arrays of millions of postings (gathers, comparisons), which runs without the GIL.
         """
         n = len(batch.pq)
-        parts = 1 if len(self.seqs) < _PARALLEL_SCAN_ENTRIES else min(self.workers, max(1, n // 256))
-        bounds = np.linspace(0, n, parts + 1).astype(np.int64).tolist()
-        if parts == 1:
+        threads = 1 if len(self.seqs) < _PARALLEL_SCAN_ENTRIES else min(self.workers, max(1, n // 256))
+        bounds = np.linspace(0, n, threads + 1).astype(np.int64).tolist()
+        if threads == 1:
             found = [self._scan(batch, 0, n, scope_all)]
         else:
-            found = list(_scan_pool(parts).map(lambda k: self._scan(batch, bounds[k], bounds[k + 1], scope_all),
-                                               range(parts)))
+            found = list(_scan_pool(self.workers).map(
+                lambda k: self._scan(batch, bounds[k], bounds[k + 1], scope_all), range(threads)))
         qs = [q for f in found for q in f[0]]
         es = [e for f in found for e in f[1]]
         empty = [np.zeros(0, np.int64)]
@@ -303,7 +303,7 @@ class LexicalIndex:
 
 _PARALLEL_SCAN_ENTRIES = 200_000
 """Below this many entries a check's posting scan is too short to gain from threads."""
-_SCAN_POOLS: dict[int, ThreadPoolExecutor] = {}
+_SCAN_POOLS: dict[int, ThreadPoolExecutor] = {}  # by worker count: one pool per setting, made on first use
 _SCAN_POOLS_LOCK = threading.Lock()
 
 

@@ -26,7 +26,7 @@ from instructforge.dedup.config import CollectionConfig, Limits, validate_name
 from instructforge.dedup.embedder import CLIENT, get_embedder
 from instructforge.dedup.search import search_collection
 from instructforge.dedup.snapshot import latest_snapshot, load_snapshot, snapshot_time, write_snapshot
-from instructforge.dedup.supplied import ClientVectors
+from instructforge.dedup.supplied import ClientVectors, vectors_for
 from instructforge.runtime.errors import (
     AlreadyExists,
     DataLoss,
@@ -164,8 +164,9 @@ class CollectionManager:
             config = coll.config  # with the embedding dimension filled in
             refs = [r if r.id else Item(r.text, content_id(r.text), r.partition) for r in config.references]
             record = InsertRecord(refs, reference=True, seq=1)
-            if record.items and coll.semantic is not None:
-                record.vectors = coll.embed_items(list(config.references), "config.references")
+            if record.items and coll.semantic is not None:  # the references were validated with the config
+                record.vectors = vectors_for([r.text for r in refs], [r.embedding for r in config.references],
+                                             coll.embedder, lambda k: f"config.references[{k}].embedding")
             h = _Handle(coll, None, created_at=time.time())
             root = self._collections_dir
             if root is not None:

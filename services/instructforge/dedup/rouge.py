@@ -48,8 +48,6 @@ def f_measures(lcs: np.ndarray, len_new: np.ndarray, len_existing: np.ndarray) -
     return out
 
 
-
-
 def drops(score: np.ndarray | float, threshold: float, comparison: str) -> np.ndarray | bool:
     """True where ``score`` makes an item a duplicate: ``score > t`` (the seeds' rule) or ``score >= t``."""
     return score > threshold if comparison == GT else score >= threshold
@@ -68,6 +66,3 @@ def min_lcs(len_new: np.ndarray, len_existing: np.ndarray, threshold: float) -> 
     """
     need = (threshold - _SLACK) * (np.asarray(len_new, np.float64) + np.asarray(len_existing, np.float64)) / 2
     return np.maximum(np.ceil(need), 1).astype(np.int64)
-
-
-

@@ -53,10 +53,9 @@ class DirectOpenAIClient:
         payload = json.dumps(body, ensure_ascii=False).encode()
         try:
             async with session.post(self.base_url + path, data=payload) as response:
-                if response.status >= 400:
-                    raw = await response.read()
-                    raise status_error(response.status, raw, response.headers)
                 raw = await response.read()
+                if response.status >= 400:
+                    raise status_error(response.status, raw, response.headers)
         except ProviderError:
             raise
         except aiohttp.ClientResponseError as exc:
