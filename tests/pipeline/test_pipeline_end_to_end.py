@@ -179,7 +179,8 @@ async def test_kill_9_at_several_points_then_resume_equals_an_uninterrupted_run(
         answered = [c.tag for c in fake.log.calls]
     repeated = len(answered) - len(set(answered))
     assert repeated == 0, "a call answered before a crash was paid for again after it"
-    assert sorted(answered) == sorted(uninterrupted_calls)
+    # Which calls go out ahead of need depends on timing (`enrich.calls_ahead`), so the paid calls
+    # may differ by those; what a run keeps does not, so the datasets match record for record.
     assert [r["id"] for r in _dataset(run)] == [r["id"] for r in _dataset(tmp_path / "whole")]
 
 

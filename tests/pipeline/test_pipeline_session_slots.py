@@ -9,7 +9,10 @@ import asyncio
 import pytest
 from pipeline_fakes import FakeLLM, enrich_answer, run_recipe
 
-from instructforge.pipeline.calls import Slots, call_priority
+from instructforge.pipeline.calls import CallNotNeeded, JournaledGenerator, Slots, call_priority
+from instructforge.pipeline.protocols import GenerationRequest
+from instructforge.pipeline.recipe import parse_recipe
+from instructforge.pipeline.state import RunState
 
 
 async def _hold(slots: Slots, name: str, priority: tuple[int, ...], order: list[str], go: asyncio.Event) -> None:
@@ -67,3 +70,45 @@ async def test_enrich_serves_an_earlier_nodes_next_round_before_a_later_nodes_fi
     # One call at a time: the first node's top-up goes before the last node's first wave (first come,
     # first served would put every first wave ahead of it).
     assert position[nodes[0], 3] < position[nodes[2], 0]
+
+
+async def test_the_idle_flag_is_up_only_while_a_slot_is_free_and_nobody_waits():
+    slots = Slots(2)
+    assert slots.idle.is_set() and slots.try_acquire() and slots.idle.is_set()
+    assert slots.try_acquire() and not slots.idle.is_set() and not slots.try_acquire()
+    waiter = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    slots.release()  # straight to the waiter: still nothing free
+    await asyncio.wait_for(waiter, 5)
+    assert not slots.idle.is_set()
+    slots.release()
+    assert slots.idle.is_set() and slots.try_acquire()
+
+
+async def test_calls_sent_ahead_of_need_go_unsent_once_not_needed_and_build_their_prompt_late(tmp_path):
+    recipe = parse_recipe({"recipe": "explore_instruct", "name": "ahead", "concurrency": 1})
+    state = RunState.create(tmp_path, recipe)
+    llm = FakeLLM(delay=0.01)
+    journal = JournaledGenerator(llm, state, concurrency=1)
+    built: list[str] = []
+
+    def request(n: int) -> GenerationRequest:
+        return GenerationRequest(model="m", prompt="", idempotency_key=f"run/enrich/x/{n}")
+
+    def prompt(n: int):
+        return lambda: built.append(str(n)) or f"Say {n}."
+
+    needed = True
+    first = asyncio.create_task(journal.generate(request(0), prompt=prompt(0)))
+    await asyncio.sleep(0)
+    queued = asyncio.create_task(journal.generate(request(1), unless=lambda: not needed, prompt=prompt(1)))
+    with pytest.raises(CallNotNeeded):  # the one slot is taken: an idle-only call is not sent
+        await journal.generate(request(2), idle_only=True, prompt=prompt(2))
+    assert built == ["0"]  # the queued call has no prompt yet
+    needed = False
+    await first
+    with pytest.raises(CallNotNeeded):
+        await queued
+    assert built == ["0"] and list(llm.keys) == ["run/enrich/x/0"]
+    assert journal.slots.idle.is_set()  # the unsent calls gave their slot back
+    state.close()

@@ -16,6 +16,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from instructforge.pipeline.protocols import (
@@ -54,14 +55,38 @@ class Slots:
     """A semaphore whose waiters are served in `call_priority` order rather than arrival order."""
 
     def __init__(self, size: int):
+        self.size = size
         self._free = size
         self._waiting: list[tuple[tuple[int, ...], int, asyncio.Future[None]]] = []
         self._arrival = itertools.count()
+        self.idle = asyncio.Event()  # set while a slot is free and no call waits for one
+        self.idle.set()
+
+    @property
+    def backlog(self) -> int:
+        """Calls waiting for a slot."""
+        return len(self._waiting)
+
+    def try_acquire(self) -> bool:
+        """Takes a slot if one is free and no call waits for it; never waits."""
+        if not self._free or self._waiting:
+            return False
+        self._free -= 1
+        if not self._free:
+            self.idle.clear()
+        return True
+
+    def release(self) -> None:
+        self._release()
 
     async def __aenter__(self) -> None:
-        if self._free and not self._waiting:
-            self._free -= 1
+        await self.acquire()
+
+    async def acquire(self) -> None:
+        """Takes a slot, waiting in `call_priority` order when none is free."""
+        if self.try_acquire():
             return
+        self.idle.clear()
         granted = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (call_priority.get(), next(self._arrival), granted))
         try:
@@ -81,6 +106,11 @@ class Slots:
                 granted.set_result(None)
                 return
         self._free += 1
+        self.idle.set()
+
+
+class CallNotNeeded(Exception):
+    """A call was no longer needed by the time a slot was free for it; it was never sent."""
 
 
 class RunInterrupted(RuntimeError):
@@ -108,11 +138,18 @@ class JournaledGenerator:
     def __init__(self, inner: Generator, state: RunState, *, concurrency: int = 64, retries: int = 3,
                  backoff_s: float = 2.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.inner, self.state = inner, state
-        self._slots = Slots(concurrency)
+        self.slots = Slots(concurrency)
         self._retry = Retrying(retries, backoff_s, sleep)
         self.made = self.replayed = 0
 
-    async def generate(self, request: GenerationRequest) -> Completion:
+    async def generate(self, request: GenerationRequest, *, unless: Callable[[], bool] | None = None,
+                       idle_only: bool = False, prompt: Callable[[], str] | None = None) -> Completion:
+        """The journaled answer, else the provider's.
+
+        For calls sent ahead of need: `unless` is asked once the call has a slot, and a call no longer
+        needed then gives the slot back unsent; with `idle_only` the call takes a slot only if one is
+        free right now. Either way an unsent call raises `CallNotNeeded`. `prompt` builds the prompt
+        once the call has its slot, so calls queued for slots cost no prompt building yet."""
         key = request.idempotency_key
         if not key:
             raise ValueError("a journaled call needs an idempotency key")
@@ -125,8 +162,17 @@ class JournaledGenerator:
             return stored
 
         async def once() -> Completion:
-            async with self._slots:
-                return await self.inner.generate(request)
+            if idle_only:
+                if not self.slots.try_acquire():
+                    raise CallNotNeeded(key)
+            else:
+                await self.slots.acquire()
+            try:
+                if unless is not None and unless():
+                    raise CallNotNeeded(key)
+                return await self.inner.generate(request if prompt is None else replace(request, prompt=prompt()))
+            finally:
+                self.slots.release()
 
         try:
             completion = await self._retry.run(f"LLM call {key}", once)

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from instructforge.pipeline.calls import (
+    CallNotNeeded,
     JournaledExecutor,
     JournaledGenerator,
     JournaledNovelty,
     JournaledSimilarity,
+    Slots,
 )
 from instructforge.pipeline.protocols import (
     NO_COMPLETION,
@@ -69,6 +71,10 @@ class RunContext:
             model=model or recipe.model or "default",
         )
 
+    def call_slots(self) -> Slots | None:
+        """The LLM call slots of a journaled generator (None otherwise)."""
+        return self.generator.slots if isinstance(self.generator, JournaledGenerator) else None
+
     @property
     def run_id(self) -> str:
         return self.state.run_id
@@ -94,12 +100,21 @@ class RunContext:
         digest = hashlib.sha256(f"{base}/{identity}".encode()).digest()
         return int.from_bytes(digest[:6], "big")
 
-    async def complete(self, request: GenerationRequest, stats: StageStats) -> Completion:
-        """One LLM call, counted; a permanently rejected one is a counted drop with no samples."""
+    async def complete(self, request: GenerationRequest, stats: StageStats, *,
+                       unless: Callable[[], bool] | None = None, idle_only: bool = False,
+                       prompt: Callable[[], str] | None = None) -> Completion:
+        """One LLM call, counted; a permanently rejected one is a counted drop with no samples.
+        `unless`, `idle_only` and `prompt` are `JournaledGenerator.generate`'s: a call sent ahead of
+        need may go unsent (`CallNotNeeded`, not counted); other generators always send."""
         stats.calls += 1
         request = replace(request, sampling=replace(request.sampling, seed=self.call_seed(request)))
         try:
-            return await self.generator.generate(request)
+            if isinstance(self.generator, JournaledGenerator):
+                return await self.generator.generate(request, unless=unless, idle_only=idle_only, prompt=prompt)
+            return await self.generator.generate(request if prompt is None else replace(request, prompt=prompt()))
+        except CallNotNeeded:
+            stats.calls -= 1
+            raise
         except PermanentError:
             stats.drop("call_rejected")
             return NO_COMPLETION

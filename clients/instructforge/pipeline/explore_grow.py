@@ -8,12 +8,14 @@ dropped), and a full node is not asked again (the published loop spun forever on
 
 enrich (§1.7): each node asks for batches of examples until it has `enrich_nums[depth]` new ones.
 A node starts once its parent is done (its demonstrations come from the parent's finished
-examples), its calls go out in waves sized by the yield so far (top-ups with `spare_calls` more),
-and at most `max_rounds` calls.
-Calls waiting for a slot are served in node order (pre-order), not arrival order.
+examples), its calls go out in waves sized by the yield so far (top-ups with `spare_calls` more;
+while a slot would sit idle, up to `calls_ahead` more), and at most `max_rounds` calls.
+Calls waiting for a slot are served in node order (pre-order), not arrival order; calls sent ahead
+of need after every other. A prompt is built only once its call has a slot.
 
 Parallel but deterministic: new node names are registered level by level in tree order, calls are
-named by node and round, and every wave is applied in round order, whatever order answers arrive in.
+named by node and round, and a node keeps its answers in round order up to the round that completes
+its need, whatever order answers arrive in and however many calls went out ahead of it.
 """
 
 from __future__ import annotations
@@ -134,45 +136,126 @@ async def extend_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     return tree
 
 
+class YieldEstimate:
+    """Examples one enrich call is expected to add, to size how many calls go out before answers are in
+    (which answers a node keeps never depends on it). The stage's mean so far, drawn towards the
+    request size while it has seen few answers; for a node, its own mean drawn towards the stage's the
+    same way, so one empty answer does not make it ask for a flood."""
+
+    WEIGHT = 2  # how many answers the fallback counts as
+
+    def __init__(self, prior: float):
+        self.prior, self.calls, self.rows = prior, 0, 0
+
+    def seen(self, rows: int) -> None:
+        self.calls, self.rows = self.calls + 1, self.rows + rows
+
+    def per_call(self, node_calls: int = 0, node_rows: int = 0) -> float:
+        stage = (self.rows + self.WEIGHT * self.prior) / (self.calls + self.WEIGHT)
+        return max(0.5, (node_rows + self.WEIGHT * stage) / (node_calls + self.WEIGHT))
+
+
 async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Domain, rules: FilterRules,
-                      node: Node, want: int, pool: list[dict[str, Any]], stats: StageStats) -> int:
+                      node: Node, want: int, pool: list[dict[str, Any]], stats: StageStats,
+                      yields: YieldEstimate, surplus: set[asyncio.Task]) -> int:
     """Adds at least `want` examples to `node` unless its attempts run out; returns how many it added.
-    Demonstrations come from `pool` (the parent's examples; the node's own for the root)."""
+    Demonstrations come from `pool` (the parent's examples; the node's own for the root).
+
+    Calls are named by round (0, 1, ...). The node keeps the answers of rounds 0..K in round order, K
+    being the first round by which it has `want`: whatever order answers arrive in, and however many
+    calls went out ahead of need, the same rounds give the same examples (calls beyond K are paid but
+    unused, and left in `surplus`). A wave asks for what the yield so far says is missing, and the next
+    wave waits until all of it is back. While the node waits and a call slot would sit idle, it adds up
+    to `calls_ahead` calls beyond that to the wave, behind every other call waiting for a slot, so that
+    a short answer does not cost it another round trip."""
     cfg = recipe.stages.enrich
     version = prompts.template_version(domain, extend=False)
     parent = node.parent or node
     children = [c.task_name for c in parent.children]
     peers = [s.task_name for s in parent.siblings]
-    max_rounds, added, round_ = cfg.max_rounds(want), 0, 0
-    while added < want and round_ < max_rounds and len(node.examples) < cfg.max_example_num:
-        per_round = max(1.0, added / round_) if round_ else cfg.examples_per_request  # yield so far
-        # A top-up sized by the mean yield falls short about half the time (answers vary, some are
-        # empty), and each shortfall costs a round trip while the stage's other calls have finished.
-        spare = cfg.spare_calls if round_ else 0
-        wave = min(math.ceil((want - added) / per_round) + spare, max_rounds - round_)
+    max_rounds = cfg.max_rounds(want)
+    sampling = cfg.sampling or recipe.sampling
+    slots = ctx.call_slots()
+    priority = call_priority.get()
 
-        def prompt_for(r: int) -> str:
-            rng = random.Random(f"{recipe.seed}/enrich/{node.task_name}/{r}")
-            return prompts.enrich_prompt(domain, target=parent.task_name,
-                                         demos=demos_from(pool, cfg.demonstrations, rng), children=children,
-                                         peers=peers, subtask=node.task_name, reason=node.reason,
-                                         examples=cfg.examples_per_request)
+    def prompt_for(r: int) -> str:
+        rng = random.Random(f"{recipe.seed}/enrich/{node.task_name}/{r}")
+        return prompts.enrich_prompt(domain, target=parent.task_name, demos=demos_from(pool, cfg.demonstrations, rng),
+                                     children=children, peers=peers, subtask=node.task_name, reason=node.reason,
+                                     examples=cfg.examples_per_request)
 
-        answers = await asyncio.gather(*(
-            _call(ctx, prompt_for(r), ctx.key("enrich", node.task_name, r), version, cfg.sampling or recipe.sampling,
-                  stats)
-            for r in range(round_, round_ + wave)))
-        for completion in answers:  # in round order, whatever order they arrived in
-            for text, finish in completion.samples():
-                parsed = parse_examples(text, finish_reason=finish)
-                stats.drop_all(d.reason for d in parsed.drops)
-                rows = accept(parsed.examples, rules, domain, stats)
+    def finished() -> bool:
+        return added >= want or applied >= max_rounds or len(node.examples) >= cfg.max_example_num
+
+    async def one(r: int) -> tuple[list[dict[str, str]], list[str], int]:
+        request = GenerationRequest(model=ctx.model, prompt="", sampling=sampling.to_sampling(),
+                                    idempotency_key=ctx.key("enrich", node.task_name, r), run_id=ctx.run_id,
+                                    template_version=version)
+        completion = await ctx.complete(request, stats, unless=finished, prompt=lambda: prompt_for(r))
+        rows, drops, seen = [], [], 0
+        for text, finish in completion.samples():
+            parsed = parse_examples(text, finish_reason=finish)
+            drops += [d.reason for d in parsed.drops]
+            local = StageStats("enrich")
+            rows += accept(parsed.examples, rules, domain, local)
+            drops += list(local.drops.elements())
+            seen += local.inputs
+        return rows, drops, seen
+
+    in_flight: dict[asyncio.Task, int] = {}
+    answered: dict[int, tuple[list[dict[str, str]], list[str], int]] = {}
+    added = applied = rounds = node_calls = node_rows = 0
+
+    def send(count: int, ahead_of_need: bool = False) -> None:
+        nonlocal rounds
+        token = call_priority.set((int(ahead_of_need), *priority))  # ahead of need: behind every other call
+        try:
+            while count > 0 and rounds < max_rounds:
+                in_flight[asyncio.ensure_future(one(rounds))] = rounds
+                rounds, count = rounds + 1, count - 1
+        finally:
+            call_priority.reset(token)
+
+    try:
+        while not finished():
+            per_call = yields.per_call(node_calls, node_rows)
+            ahead = sum(len(rows) for rows, _, _ in answered.values())
+            if not in_flight:  # the wave is back: ask for what is still missing, at the yield so far
+                send(math.ceil((want - added - ahead) / per_call) + (cfg.spare_calls if node_calls else 0))
+                if not in_flight:
+                    break
+            waits: set[asyncio.Future] = set(in_flight)
+            idle = None
+            if slots is not None and rounds < max_rounds and \
+                    want - added - ahead - per_call * len(in_flight) > -per_call * cfg.calls_ahead:
+                idle = asyncio.ensure_future(slots.idle.wait())
+                waits.add(idle)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if idle is not None:
+                if idle in done:
+                    done.discard(idle)
+                    send(1, ahead_of_need=True)  # a slot would sit idle: use it on a likely top-up
+                else:
+                    idle.cancel()
+            for task in done:
+                answered[in_flight.pop(task)] = result = task.result()
+                yields.seen(len(result[0]))
+                node_calls, node_rows = node_calls + 1, node_rows + len(result[0])
+            while applied in answered and not finished():  # in round order, whatever order they arrived in
+                rows, drops, seen = answered.pop(applied)
+                stats.inputs += seen
+                stats.drop_all(drops)
                 room = cfg.max_example_num - len(node.examples)
                 stats.drop("node_full", max(0, len(rows) - room))
                 node.examples.extend(rows[:room])
                 added += min(len(rows), room)
                 ctx.reporter.advance("enrich", min(len(rows), room))
-        round_ += wave
+                applied += 1
+    finally:
+        surplus.update(in_flight)
+    unused = len(in_flight) + len(answered)  # sent ahead of need, beyond the rounds the node kept
+    if unused:
+        stats.notes["unused_calls"] = stats.notes.get("unused_calls", 0) + unused
     if added < want:
         stats.notes.setdefault("nodes_short_of_examples", []).append(node.task_name)
     stats.outputs += added
@@ -197,6 +280,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     # node can start at once (more parallelism, less varied demonstrations).
     wait_for_parent = cfg.demo_pool == "parent_enriched"
     before = {} if wait_for_parent else {id(n): list(n.examples) for n in nodes}
+    yields = YieldEstimate(cfg.examples_per_request)
+    surplus: set[asyncio.Task] = set()
 
     async def one(index: int, node: Node) -> None:
         # Calls waiting for a slot go earlier nodes first: a node's top-up then runs beside later
@@ -209,11 +294,18 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         want = nums[node.depth] if node.depth < len(nums) else 0
         if want:
             pool = source.examples if wait_for_parent else before[id(source)]
-            await enrich_node(ctx, recipe, domain, rules, node, want, pool, stats)
+            await enrich_node(ctx, recipe, domain, rules, node, want, pool, stats, yields, surplus)
         done[id(node)].set()
         if after_node is not None:
             await after_node(node)
 
     # Pre-order puts every parent before its children, so waiting on a parent never starves.
-    await gather_bounded([lambda i=i, n=n: one(i, n) for i, n in enumerate(nodes)], len(nodes))
+    try:
+        await gather_bounded([lambda i=i, n=n: one(i, n) for i, n in enumerate(nodes)], len(nodes))
+    finally:
+        # Calls a finished node sent ahead of need: unsent ones give way (CallNotNeeded); answers on
+        # their way are not waited for (the gateway still keeps them under their keys).
+        for task in surplus:
+            task.cancel()
+        await asyncio.gather(*surplus, return_exceptions=True)
     return tree

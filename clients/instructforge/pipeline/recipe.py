@@ -239,9 +239,15 @@ class EnrichConfig(Strict):
     demonstrations: int = Field(2, ge=0, le=20)
     max_rounds_factor: float = Field(3.0, ge=1, le=100, description="calls per node ≤ factor × ideal + 2")
     spare_calls: int = Field(
-        1, ge=0, le=100, description="calls added to every top-up wave (a node's waves after its first), so that "
-        "one empty or unparseable answer does not cost the node another round trip; their examples are kept. "
-        "0: ask for exactly the projected need (fewest calls, longest tail)")
+        0, ge=0, le=100, description="calls added to every top-up (a node's calls after its first wave), "
+        "so that one empty or unparseable answer does not cost the node another round trip, at the price "
+        "of calls whose answers may not be needed")
+    calls_ahead: float = Field(
+        1.0, ge=0, le=100, description="while a node waits on a wave and a call slot would otherwise sit idle, "
+        "calls it may add to the wave beyond what the yield so far says it needs (they wait behind every "
+        "other call), so that a short answer costs no extra round trip. Each unit costs at most one unused "
+        "call per wave; 0: add only calls the yield so far expects to be needed. The dataset is the same "
+        "whatever the value: a node keeps its answers in round order, up to what it needs")
     demo_pool: Literal["parent_enriched", "parent_explored"] = Field(
         "parent_enriched", description="demonstrations from the parent's enriched examples (published: "
         "children wait for their parent) or from those it had before enrich (all nodes start at once)")
