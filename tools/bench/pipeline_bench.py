@@ -238,6 +238,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
         "calls": int(calls), "peak": int(peak), "wall": wall, "startup": first_started - launched,
         "after_stages": launched + wall - last_finished, "stages": stages,
         "enrich_calls": enrich.get("calls", 0), "enrich_wall": enrich.get("wall_s", 0.0),
+        "enrich_unused": enrich.get("notes", {}).get("unused_calls", 0),
         "cpu": cpu, "services_cpu": services_cpu, "pipeline_cpu": cpu - services_cpu,
         "pipeline_rss": pipeline_rss, "services_rss": services_rss, "fake_cpu": float(fake_cpu),
         "timeline": timeline, "enrich_cpu": watch.between(*window) if window else {},
@@ -253,6 +254,8 @@ def efficiencies(r: dict, args: argparse.Namespace) -> dict:
     return {"rate": rate, "ideal_enrich": ideal_enrich, "ideal_run": ideal_run, "levels": levels,
             "llm_phase": r["calls"] / rate / r["llm_phase"] * 100 if r.get("llm_phase") else 0.0,
             "enrich": ideal_enrich / r["enrich_wall"] * 100 if r["enrich_wall"] else 0.0,
+            "enrich_kept": (r["enrich_calls"] - r.get("enrich_unused", 0)) / rate / r["enrich_wall"] * 100
+            if r["enrich_wall"] else 0.0,
             "run": ideal_run / r["wall"] * 100, "run_after_startup": ideal_run / (r["wall"] - r["startup"]) * 100}
 
 
@@ -267,6 +270,8 @@ def report(r: dict, args: argparse.Namespace) -> None:
     print(f"enrich stage             {r['enrich_calls']:,} calls in {r['enrich_wall']:.2f} s = "
           f"{r['enrich_calls'] / r['enrich_wall'] if r['enrich_wall'] else 0:,.0f} calls/s -> "
           f"{e['enrich']:.1f}% of ideal (target >= 90%)")
+    print(f"  counting kept calls    {r['enrich_calls'] - r['enrich_unused']:,} calls ({r['enrich_unused']} sent ahead of "
+          f"need and not used) -> {e['enrich_kept']:.1f}% of ideal")
     print(f"LLM phase                {r['calls']:,} calls from the first request to the last answer at the fake in "
           f"{r['llm_phase']:.2f} s -> {e['llm_phase']:.1f}% of ideal (extend's levels included, no allowance)")
     print(f"whole run                {r['wall']:.2f} s wall (ideal {e['ideal_run']:.2f} s with {e['levels']} sequential "
@@ -423,7 +428,7 @@ def main() -> int:
     if len(sources) > 1 or args.repeat > 1:
         print(f"\n== medians over {args.repeat} run(s) each")
         print(f"{'source':<40} {'enrich calls':>12} {'enrich s':>9} {'enrich %':>9} {'run s':>7} {'run %':>6} "
-              f"{'w/o start-up %':>15} {'LLM phase %':>12} {'CPU s':>6}")
+              f"{'w/o start-up %':>15} {'LLM phase %':>12} {'CPU s':>6} {'unused':>7} {'kept %':>7}")
         for source, runs in results.items():
             def med(figure, runs=runs):
                 return statistics.median(figure(r) for r in runs)
@@ -432,7 +437,8 @@ def main() -> int:
                   f"{med(lambda r: r['enrich_wall']):>9.2f} {med(lambda r: efficiencies(r, args)['enrich']):>9.1f} "
                   f"{med(lambda r: r['wall']):>7.2f} {med(lambda r: efficiencies(r, args)['run']):>6.1f} "
                   f"{med(lambda r: efficiencies(r, args)['run_after_startup']):>15.1f} "
-                  f"{med(lambda r: efficiencies(r, args)['llm_phase']):>12.1f} {med(lambda r: r['cpu']):>6.2f}")
+                  f"{med(lambda r: efficiencies(r, args)['llm_phase']):>12.1f} {med(lambda r: r['cpu']):>6.2f} "
+                  f"{med(lambda r: r['enrich_unused']):>7.0f} {med(lambda r: efficiencies(r, args)['enrich_kept']):>7.1f}")
     return 0
 
 
