@@ -55,17 +55,11 @@ class Slots:
     """A semaphore whose waiters are served in `call_priority` order rather than arrival order."""
 
     def __init__(self, size: int):
-        self.size = size
         self._free = size
         self._waiting: list[tuple[tuple[int, ...], int, asyncio.Future[None]]] = []
         self._arrival = itertools.count()
         self.idle = asyncio.Event()  # set while a slot is free and no call waits for one
         self.idle.set()
-
-    @property
-    def backlog(self) -> int:
-        """Calls waiting for a slot."""
-        return len(self._waiting)
 
     def try_acquire(self) -> bool:
         """Takes a slot if one is free and no call waits for it; never waits."""
@@ -143,13 +137,12 @@ class JournaledGenerator:
         self.made = self.replayed = 0
 
     async def generate(self, request: GenerationRequest, *, unless: Callable[[], bool] | None = None,
-                       idle_only: bool = False, prompt: Callable[[], str] | None = None) -> Completion:
+                       prompt: Callable[[], str] | None = None) -> Completion:
         """The journaled answer, else the provider's.
 
-        For calls sent ahead of need: `unless` is asked once the call has a slot, and a call no longer
-        needed then gives the slot back unsent; with `idle_only` the call takes a slot only if one is
-        free right now. Either way an unsent call raises `CallNotNeeded`. `prompt` builds the prompt
-        once the call has its slot, so calls queued for slots cost no prompt building yet."""
+        `unless` is asked once the call has a slot: a call sent ahead of need that is no longer needed
+        then gives the slot back unsent (`CallNotNeeded`). `prompt` builds the prompt once the call has
+        its slot, so hundreds of calls queued for slots cost no prompt building yet."""
         key = request.idempotency_key
         if not key:
             raise ValueError("a journaled call needs an idempotency key")
@@ -162,11 +155,7 @@ class JournaledGenerator:
             return stored
 
         async def once() -> Completion:
-            if idle_only:
-                if not self.slots.try_acquire():
-                    raise CallNotNeeded(key)
-            else:
-                await self.slots.acquire()
+            await self.slots.acquire()
             try:
                 if unless is not None and unless():
                     raise CallNotNeeded(key)

@@ -101,16 +101,15 @@ class RunContext:
         return int.from_bytes(digest[:6], "big")
 
     async def complete(self, request: GenerationRequest, stats: StageStats, *,
-                       unless: Callable[[], bool] | None = None, idle_only: bool = False,
-                       prompt: Callable[[], str] | None = None) -> Completion:
+                       unless: Callable[[], bool] | None = None, prompt: Callable[[], str] | None = None) -> Completion:
         """One LLM call, counted; a permanently rejected one is a counted drop with no samples.
-        `unless`, `idle_only` and `prompt` are `JournaledGenerator.generate`'s: a call sent ahead of
-        need may go unsent (`CallNotNeeded`, not counted); other generators always send."""
+        `unless` and `prompt` are `JournaledGenerator.generate`'s: a call sent ahead of need may go
+        unsent (`CallNotNeeded`, not counted); other generators always send."""
         stats.calls += 1
         request = replace(request, sampling=replace(request.sampling, seed=self.call_seed(request)))
         try:
             if isinstance(self.generator, JournaledGenerator):
-                return await self.generator.generate(request, unless=unless, idle_only=idle_only, prompt=prompt)
+                return await self.generator.generate(request, unless=unless, prompt=prompt)
             return await self.generator.generate(request if prompt is None else replace(request, prompt=prompt()))
         except CallNotNeeded:
             stats.calls -= 1
