@@ -137,7 +137,7 @@ class JournaledGenerator:
         self.made = self.replayed = 0
 
     async def generate(self, request: GenerationRequest, *, unless: Callable[[], bool] | None = None,
-                       prompt: Callable[[], str] | None = None) -> Completion:
+                       prompt: Callable[[], str | tuple] | None = None) -> Completion:
         """The journaled answer, else the provider's.
 
         `unless` is asked once the call has a slot: a call sent ahead of need that is no longer needed

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from instructforge.pipeline.calls import (
-    CallNotNeeded,
     JournaledExecutor,
     JournaledGenerator,
     JournaledNovelty,
@@ -102,21 +101,32 @@ class RunContext:
 
     async def complete(self, request: GenerationRequest, stats: StageStats, *,
                        unless: Callable[[], bool] | None = None, prompt: Callable[[], str] | None = None) -> Completion:
-        """One LLM call, counted; a permanently rejected one is a counted drop with no samples.
-        `unless` and `prompt` are `JournaledGenerator.generate`'s: a call sent ahead of need may go
-        unsent (`CallNotNeeded`, not counted); other generators always send."""
-        stats.calls += 1
+        """One LLM call, counted once it is sent or replayed from the journal; a permanently rejected
+        one is a counted drop with no samples. `unless` and `prompt` are `JournaledGenerator.generate`'s:
+        a call sent ahead of need may go unsent (`CallNotNeeded`), and one that goes unsent is not
+        counted; other generators always send."""
         request = replace(request, sampling=replace(request.sampling, seed=self.call_seed(request)))
+        sent = False
+
+        def build() -> str | tuple:
+            nonlocal sent
+            sent = True
+            return prompt() if prompt is not None else request.prompt
+
         try:
             if isinstance(self.generator, JournaledGenerator):
-                return await self.generator.generate(request, unless=unless, prompt=prompt)
-            return await self.generator.generate(request if prompt is None else replace(request, prompt=prompt()))
-        except CallNotNeeded:
-            stats.calls -= 1
-            raise
+                completion = await self.generator.generate(request, unless=unless, prompt=build)
+            else:
+                completion = await self.generator.generate(replace(request, prompt=build()))
         except PermanentError:
+            stats.calls += 1
             stats.drop("call_rejected")
             return NO_COMPLETION
+        except BaseException:
+            stats.calls += sent
+            raise
+        stats.calls += 1
+        return completion
 
     async def check_novelty(self, collection: str, items: list[NoveltyItem], stage: str, subject: str,
                             chunk: int = 2000) -> list[NoveltyVerdict]:

@@ -191,7 +191,7 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
         request = GenerationRequest(model=ctx.model, prompt="", sampling=sampling.to_sampling(),
                                     idempotency_key=ctx.key("enrich", node.task_name, r), run_id=ctx.run_id,
                                     template_version=version)
-        completion = await ctx.complete(request, stats, unless=finished, prompt=lambda: prompt_for(r))
+        completion = await ctx.complete(request, stats, unless=finished, prompt=lambda: sent.add(r) or prompt_for(r))
         rows, drops, seen = [], [], 0
         for text, finish in completion.samples():
             parsed = parse_examples(text, finish_reason=finish)
@@ -203,6 +203,7 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
         return rows, drops, seen
 
     in_flight: dict[asyncio.Task, int] = {}
+    sent: set[int] = set()  # rounds whose call went out (a replayed or unsent one does not)
     answered: dict[int, tuple[list[dict[str, str]], list[str], int]] = {}
     added = applied = rounds = node_calls = node_rows = 0
 
@@ -253,7 +254,7 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
                 applied += 1
     finally:
         surplus.update(in_flight)
-    unused = len(in_flight) + len(answered)  # sent ahead of need, beyond the rounds the node kept
+    unused = sum(1 for r in sent if r >= applied)  # paid for, past the rounds the node kept
     if unused:
         stats.notes["unused_calls"] = stats.notes.get("unused_calls", 0) + unused
     if added < want:
