@@ -31,7 +31,9 @@ async def test_weighted_choice_follows_the_weights(make_gateway):
 
 
 async def test_least_busy_avoids_the_loaded_deployment(make_gateway):
-    async with FakeOpenAI(delay=0.5) as slow, FakeOpenAI() as fast:
+    # The slow deployment holds its first wave long enough that it is still loaded when the second
+    # wave is routed, even on a busy machine (at 0.5 s, a loaded CI run once saw it drain first).
+    async with FakeOpenAI(delay=2.0) as slow, FakeOpenAI() as fast:
         gw = await make_gateway({"models": [{"name": "m", "strategy": "least_busy",
                                              "deployments": [dep(slow, "slow"), dep(fast, "fast")]}]})
         first_wave = [asyncio.create_task(gw.generate(ask(f"w1-{i}"))) for i in range(10)]
