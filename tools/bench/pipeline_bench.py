@@ -1,7 +1,8 @@
 """Orchestration efficiency of `iforge run`: how close an Explore-Instruct run gets to the ideal.
 
-A fake OpenAI-compatible model (its own process) answers every call after `--latency-s` and lets
-`--concurrency` calls in at once; beyond that a call waits for a slot, as a rate-limited provider
+A fake OpenAI-compatible model (its own process) answers every call after `--latency-s` (exactly,
+so answers come back in lockstep rounds; `--latency-jitter` spreads them) and lets `--concurrency`
+calls in at once; beyond that a call waits for a slot, as a rate-limited provider
 would make it. The run (`iforge run`, its own process, with the gateway and dedup services
 embedded in child processes of it, one per service) explores a domain and enriches every node until it has
 `--examples` examples.
@@ -13,8 +14,9 @@ ideal.
 
 Printed first, per source tree: the orchestration bound, the tree's own extend and enrich code on
 a virtual clock (code costs no time; the fake's latency and slots do, and `--bound-cpu-ms` charges
-each call to one shared core), answered by the fake's own responder. It makes the same calls as a
-real run, so the two compare directly: what a real run loses beyond the bound is CPU. Then, per
+each call to one shared core), answered by the fake's own responder. It runs the same code on the
+same answers as a real run (only the calls sent ahead of need depend on timing), so the two compare
+directly: what a real run loses beyond the bound is CPU. Then, per
 run: calls, each stage's wall time, the enrich stage's and the whole run's throughput against their
 ideals (the run with and without its start-up: Python, imports, the embedded services ready), the
 CPU of the run's processes, of the fake and of everything else on the machine (sampled from /proc;
@@ -26,6 +28,7 @@ fake every 0.25 s.
     python tools/bench/pipeline_bench.py --source /tmp/base --source . --repeat 3
                                          # source trees side by side, interleaved (noisy machines)
     python tools/bench/pipeline_bench.py --bound-only [--bound-cpu-ms 2]     # the bound alone, in seconds
+    python tools/bench/pipeline_bench.py --latency-jitter 0.2  # latencies of 400-600 ms (same mean)
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import resource
 import shutil
 import sqlite3
@@ -54,10 +58,12 @@ sys.path[:0] = [sys.argv[1] + "/tests/pipeline", sys.argv[1] + "/tests/generator
 from layout_openai import LayoutOpenAI
 
 class Limited(LayoutOpenAI):
-    """Answers after a fixed latency, at most `limit` calls at once (the rest wait for a slot)."""
-    def __init__(self, latency, limit):
+    """Answers after a latency (fixed, or uniform within +-jitter of it), at most `limit` calls at once
+    (the rest wait for a slot)."""
+    def __init__(self, latency, limit, jitter):
         super().__init__()
         self.latency, self.slots, self.peak, self.inside = latency, asyncio.Semaphore(limit), 0, 0
+        self.jitter, self.rng = jitter, __import__("random").Random(7)
         self.spans = []
     def handle(self, request):
         reply = super().handle(request)
@@ -68,14 +74,14 @@ class Limited(LayoutOpenAI):
             async with self.slots:
                 self.inside += 1
                 self.peak = max(self.peak, self.inside)
-                await asyncio.sleep(self.latency)
+                await asyncio.sleep(self.latency * (1 + self.jitter * (2 * self.rng.random() - 1)))
                 self.inside -= 1
             self.spans.append((arrived, asyncio.get_running_loop().time()))
             return reply
         return later()
 
 async def main():
-    fake = Limited(float(sys.argv[2]), int(sys.argv[3]))
+    fake = Limited(float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
     await fake.start()
     print(fake.url, flush=True)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -195,7 +201,8 @@ class ProcessWatch(threading.Thread):
 
 def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
     """One run of the fake and `iforge run` (from `source`'s code when given); its figures."""
-    fake = subprocess.Popen([sys.executable, "-c", FAKE, str(ROOT), str(args.latency_s), str(args.concurrency)],
+    fake = subprocess.Popen([sys.executable, "-c", FAKE, str(ROOT), str(args.latency_s), str(args.concurrency),
+                             str(args.latency_jitter)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     url = fake.stdout.readline().strip()
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
@@ -330,6 +337,7 @@ def orchestration_bound(args: argparse.Namespace) -> dict:
     from instructforge.pipeline.stats import StageStats
 
     responder = LayoutOpenAI()._respond
+    jitter = random.Random(7)
     spans: list[tuple[float, float]] = []
 
     class Model:
@@ -341,7 +349,7 @@ def orchestration_bound(args: argparse.Namespace) -> dict:
             loop = asyncio.get_running_loop()
             async with self.slots:
                 start = loop.time()
-                await asyncio.sleep(args.latency_s)
+                await asyncio.sleep(args.latency_s * (1 + args.latency_jitter * (2 * jitter.random() - 1)))
                 spans.append((start, loop.time()))
             if args.bound_cpu_ms:  # one core, shared by every call: the answers queue for it
                 async with self.cpu:
@@ -387,6 +395,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=10_000)
     parser.add_argument("--latency-s", type=float, default=0.5)
+    parser.add_argument("--latency-jitter", type=float, default=0.0,
+                        help="each call's latency uniform within +-this fraction of --latency-s (same mean; "
+                             "default 0: every call takes exactly --latency-s, answers come back in lockstep)")
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--source", type=Path, action="append",
                         help="a source tree (with clients/ and services/) to run instead of this one; "
@@ -416,7 +427,7 @@ def main() -> int:
         if source is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(source / "clients"), str(source / "services")])
         flags = [f"--{name.replace('_', '-')}={getattr(args, name)}"
-                 for name in ("examples", "latency_s", "concurrency", "bound_cpu_ms")]
+                 for name in ("examples", "latency_s", "latency_jitter", "concurrency", "bound_cpu_ms")]
         bound = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--bound-only", *flags], env=env, capture_output=True,
                                text=True, check=True).stdout
         print(f"== {source or ROOT}\n{bound}", end="")
