@@ -70,9 +70,6 @@ class Slots:
             self.idle.clear()
         return True
 
-    def release(self) -> None:
-        self._release()
-
     async def __aenter__(self) -> None:
         await self.acquire()
 
@@ -87,13 +84,13 @@ class Slots:
             await granted
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():
-                self._release()  # granted, then cancelled before it could use the slot
+                self.release()  # granted, then cancelled before it could use the slot
             raise
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._release()
+        self.release()
 
-    def _release(self) -> None:
+    def release(self) -> None:
         while self._waiting:
             granted = heapq.heappop(self._waiting)[2]
             if not granted.done():
@@ -155,13 +152,10 @@ class JournaledGenerator:
             return stored
 
         async def once() -> Completion:
-            await self.slots.acquire()
-            try:
+            async with self.slots:
                 if unless is not None and unless():
                     raise CallNotNeeded(key)
                 return await self.inner.generate(request if prompt is None else replace(request, prompt=prompt()))
-            finally:
-                self.slots.release()
 
         try:
             completion = await self._retry.run(f"LLM call {key}", once)

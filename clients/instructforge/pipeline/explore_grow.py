@@ -74,11 +74,14 @@ def demos_from(pool: list[dict[str, Any]], count: int, rng: random.Random) -> li
             for d in picked]
 
 
-async def _call(ctx: RunContext, prompt: str, key: str, version: str, sampling: SamplingConfig,
-                stats: StageStats) -> Completion:
-    return await ctx.complete(GenerationRequest(model=ctx.model, prompt=prompt, sampling=sampling.to_sampling(),
-                                                idempotency_key=key, run_id=ctx.run_id, template_version=version),
-                              stats)
+async def _call(ctx: RunContext, prompt: str | Callable[[], str], key: str, version: str, sampling: SamplingConfig,
+                stats: StageStats, unless: Callable[[], bool] | None = None) -> Completion:
+    """One call of a stage; a callable `prompt` is built only once the call has a slot (see ctx.complete)."""
+    lazy = prompt if callable(prompt) else None
+    return await ctx.complete(GenerationRequest(model=ctx.model, prompt="" if lazy else prompt,
+                                                sampling=sampling.to_sampling(), idempotency_key=key,
+                                                run_id=ctx.run_id, template_version=version),
+                              stats, unless=unless, prompt=lazy)
 
 
 async def extend_node(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree, domain: Domain,
@@ -187,24 +190,20 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
     def finished() -> bool:
         return added >= want or applied >= max_rounds or len(node.examples) >= cfg.max_example_num
 
-    async def one(r: int) -> tuple[list[dict[str, str]], list[str], int]:
-        request = GenerationRequest(model=ctx.model, prompt="", sampling=sampling.to_sampling(),
-                                    idempotency_key=ctx.key("enrich", node.task_name, r), run_id=ctx.run_id,
-                                    template_version=version)
-        completion = await ctx.complete(request, stats, unless=finished, prompt=lambda: sent.add(r) or prompt_for(r))
-        rows, drops, seen = [], [], 0
+    async def one(r: int) -> tuple[list[dict[str, str]], StageStats]:
+        """Round `r`'s kept rows, and its counts, held apart until the node knows it keeps the round."""
+        completion = await _call(ctx, lambda: sent.add(r) or prompt_for(r), ctx.key("enrich", node.task_name, r),
+                                 version, sampling, stats, unless=finished)
+        rows, counts = [], StageStats("enrich")
         for text, finish in completion.samples():
             parsed = parse_examples(text, finish_reason=finish)
-            drops += [d.reason for d in parsed.drops]
-            local = StageStats("enrich")
-            rows += accept(parsed.examples, rules, domain, local)
-            drops += list(local.drops.elements())
-            seen += local.inputs
-        return rows, drops, seen
+            counts.drop_all(d.reason for d in parsed.drops)
+            rows += accept(parsed.examples, rules, domain, counts)
+        return rows, counts
 
     in_flight: dict[asyncio.Task, int] = {}
     sent: set[int] = set()  # rounds whose call went out (a replayed or unsent one does not)
-    answered: dict[int, tuple[list[dict[str, str]], list[str], int]] = {}
+    answered: dict[int, tuple[list[dict[str, str]], StageStats]] = {}
     added = applied = rounds = node_calls = node_rows = 0
 
     def send(count: int, ahead_of_need: bool = False) -> None:
@@ -220,7 +219,7 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
     try:
         while not finished():
             per_call = yields.per_call(node_calls, node_rows)
-            ahead = sum(len(rows) for rows, _, _ in answered.values())
+            ahead = sum(len(rows) for rows, _ in answered.values())
             if not in_flight:  # the wave is back: ask for what is still missing, at the yield so far
                 send(math.ceil((want - added - ahead) / per_call) + (cfg.spare_calls if node_calls else 0))
                 if not in_flight:
@@ -243,9 +242,9 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
                 yields.seen(len(result[0]))
                 node_calls, node_rows = node_calls + 1, node_rows + len(result[0])
             while applied in answered and not finished():  # in round order, whatever order they arrived in
-                rows, drops, seen = answered.pop(applied)
-                stats.inputs += seen
-                stats.drop_all(drops)
+                rows, counts = answered.pop(applied)
+                stats.inputs += counts.inputs
+                stats.drops.update(counts.drops)
                 room = cfg.max_example_num - len(node.examples)
                 stats.drop("node_full", max(0, len(rows) - room))
                 node.examples.extend(rows[:room])
