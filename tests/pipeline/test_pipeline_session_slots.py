@@ -111,3 +111,41 @@ async def test_a_call_no_longer_needed_goes_unsent_and_prompts_are_built_once_a_
     assert built == ["0"] and list(llm.keys) == ["run/enrich/x/0"]
     assert journal.slots.idle.is_set()  # the unsent calls gave their slot back
     state.close()
+
+
+
+class Lockstep(FakeLLM):
+    """Every answer takes the same time, so calls sent together come back together; records the
+    order calls are sent in (each one once it has a slot)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.sent: list[str] = []
+
+    async def generate(self, request):
+        self.sent.append(request.idempotency_key)
+        await asyncio.sleep(0.02)
+        return await super().generate(request)
+
+
+async def test_a_call_sent_ahead_of_need_still_queued_when_its_wave_is_back_joins_the_next_wave(tmp_path):
+    # Three slots, three nodes, two calls in each first wave, 6 examples of 10 in every answer. The
+    # first node starts while a slot is free and adds a call ahead of need (round 2), queued behind
+    # every other call. When the node's wave is back, round 2 still has no slot: it becomes the first
+    # call of the node's next wave, which goes out whole (rounds 2 and 3 together). Before, the node
+    # waited for round 2's answer to send round 3, a round trip later.
+    def answers(request) -> str:
+        if "Write 10 examples of the following subtask:" in request.prompt:  # 6 of 10: every node tops up
+            return enrich_answer(request.prompt, 6, request.idempotency_key.partition("/")[2])
+        return llm.answer(request.prompt, request.idempotency_key.partition("/")[2])
+
+    llm = Lockstep(script=answers)
+    recipe = {"recipe": "explore_instruct", "name": "ahead", "concurrency": 3, "stages": {
+        "extend": {"max_depth": 1, "extend_nums": [3]}, "enrich": {"enrich_nums": [0, 20], "calls_ahead": 1},
+        "sample": {"example_num": 30}}}
+    await run_recipe(tmp_path, recipe, llm)
+    sent = [tuple(key.split("/")[2:]) for key in llm.sent if key.split("/")[1] == "enrich"]
+    nodes = list(dict.fromkeys(task for task, _ in sent))
+    first = nodes[0]
+    assert sent[:2] == [(first, "0"), (first, "1")]
+    assert sent.index((first, "3")) == sent.index((first, "2")) + 1

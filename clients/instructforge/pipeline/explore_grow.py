@@ -11,7 +11,8 @@ A node starts once its parent is done (its demonstrations come from the parent's
 examples), its calls go out in waves sized by the yield so far (top-ups with `spare_calls` more;
 while a slot would sit idle, up to `calls_ahead` more), and at most `max_rounds` calls.
 Calls waiting for a slot are served in node order (pre-order), not arrival order; calls sent ahead
-of need after every other. A prompt is built only once its call has a slot.
+of need after every other, until the rest of their wave is back (then they join the node's next
+wave, in its place). A prompt is built only once its call has a slot.
 
 Parallel but deterministic: new node names are registered level by level in tree order, calls are
 named by node and round, and a node keeps its answers in round order up to the round that completes
@@ -203,25 +204,47 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
 
     in_flight: dict[asyncio.Task, int] = {}
     sent: set[int] = set()  # rounds whose call went out (a replayed or unsent one does not)
+    ahead_of_need: set[int] = set()  # rounds asked for beyond need, queued behind every other call
     answered: dict[int, tuple[list[dict[str, str]], StageStats]] = {}
     added = applied = rounds = node_calls = node_rows = 0
 
-    def send(count: int, ahead_of_need: bool = False) -> None:
-        nonlocal rounds
-        token = call_priority.set((int(ahead_of_need), *priority))  # ahead of need: behind every other call
+    def launch(r: int, behind_others: bool) -> None:
+        token = call_priority.set((int(behind_others), *priority))
         try:
-            while count > 0 and rounds < max_rounds:
-                in_flight[asyncio.ensure_future(one(rounds))] = rounds
-                rounds, count = rounds + 1, count - 1
+            in_flight[asyncio.ensure_future(one(r))] = r
         finally:
             call_priority.reset(token)
+        (ahead_of_need.add if behind_others else ahead_of_need.discard)(r)
+
+    def send(count: int, behind_others: bool = False) -> None:
+        nonlocal rounds
+        while count > 0 and rounds < max_rounds:
+            launch(rounds, behind_others)
+            rounds, count = rounds + 1, count - 1
+
+    def still_queued_ahead(r: int) -> bool:
+        return r in ahead_of_need and r not in sent
+
+    def requeue_ahead() -> int:
+        """Calls sent ahead of need that still wait for a slot when the rest of their wave is back become
+        the next wave's first calls, queued in its place: left behind every other call, they would hold
+        the node's next wave back for as long as the whole queue takes. Returns how many."""
+        waiting = [(task, r) for task, r in in_flight.items() if still_queued_ahead(r)]
+        for task, r in waiting:
+            del in_flight[task]
+            task.cancel()  # it has no slot yet, so nothing was sent: the same round is queued again
+            surplus.add(task)
+            launch(r, behind_others=False)
+        return len(waiting)
 
     try:
         while not finished():
             per_call = yields.per_call(node_calls, node_rows)
             ahead = sum(len(rows) for rows, _ in answered.values())
-            if not in_flight:  # the wave is back: ask for what is still missing, at the yield so far
-                send(math.ceil((want - added - ahead) / per_call) + (cfg.spare_calls if node_calls else 0))
+            if all(map(still_queued_ahead, in_flight.values())):
+                # The wave is back: ask for what is still missing, at the yield so far.
+                missing = math.ceil((want - added - ahead) / per_call) + (cfg.spare_calls if node_calls else 0)
+                send(missing - requeue_ahead())
                 if not in_flight:
                     break
             waits: set[asyncio.Future] = set(in_flight)
@@ -234,7 +257,7 @@ async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Do
             if idle is not None:
                 if idle in done:
                     done.discard(idle)
-                    send(1, ahead_of_need=True)  # a slot would sit idle: use it on a likely top-up
+                    send(1, behind_others=True)  # a slot would sit idle: use it on a likely top-up
                 else:
                     idle.cancel()
             for task in done:
