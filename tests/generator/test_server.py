@@ -159,6 +159,66 @@ async def test_stream_rejects_a_correlation_id_already_in_flight(start_service):
             assert len(outs) == 2 and len(errors) == 1 and errors[0].error.code == code_pb2.INVALID_ARGUMENT
 
 
+async def test_stream_generate_batches_answers_every_item_and_sends_ready_answers_together(start_service):
+    plan = FaultPlan(script={"bad": ["content_policy"]})
+    async with FakeOpenAI(plan, delay=0.05) as fake:
+        _, channel, stub = await serve(start_service, fake.url, deployment={"max_concurrency": 128})
+        async with channel:
+            items = [pb.StreamGenerateRequest(correlation_id=f"c{i}", request=chat(f"q{i}")) for i in range(60)]
+            items += [pb.StreamGenerateRequest(correlation_id="bad", request=chat("bad")),
+                      pb.StreamGenerateRequest(correlation_id="invalid", request=pb.GenerateRequest(model="m")),
+                      pb.StreamGenerateRequest(correlation_id="c0", request=chat("again"))]  # c0 still in flight
+
+            async def requests():
+                yield pb.StreamGenerateBatchesRequest(items=items[:40])
+                yield pb.StreamGenerateBatchesRequest()  # an empty batch is no error
+                yield pb.StreamGenerateBatchesRequest(items=items[40:])
+
+            messages = [out async for out in stub.StreamGenerateBatches(requests(), timeout=30)]
+            answers = [item for message in messages for item in message.items]
+            ids = [a.correlation_id for a in answers]
+            assert sorted(ids) == sorted(item.correlation_id for item in items)
+            by_id = {a.correlation_id: a for a in answers if a.WhichOneof("result") == "response"}
+            assert all(by_id[f"c{i}"].response.samples[0].text.endswith(f"to q{i}: alpha beta gamma delta epsilon "
+                                                                          "zeta eta theta") for i in range(60))
+            errors = {a.correlation_id: a.error for a in answers if a.WhichOneof("result") == "error"}
+            assert set(errors) == {"bad", "invalid", "c0"}  # each failed alone
+            assert all(e.code == code_pb2.INVALID_ARGUMENT for e in errors.values())
+            assert errors["bad"].reason == "CONTENT_POLICY_VIOLATION"
+            # 63 answers, most of them finished together: far fewer messages than answers.
+            assert len(messages) < 20
+            assert len(fake.log) == 61
+
+
+async def test_stream_generate_batches_keeps_the_window_counting_items(start_service):
+    async with FakeOpenAI(delay=0.02) as fake:
+        _, channel, stub = await serve(start_service, fake.url, stream_window=4, deployment={"max_concurrency": 64})
+        async with channel:
+            async def requests():
+                yield pb.StreamGenerateBatchesRequest(
+                    items=[pb.StreamGenerateRequest(correlation_id=str(i), request=chat(f"q{i}")) for i in range(30)])
+
+            seen = [a.correlation_id async for out in stub.StreamGenerateBatches(requests()) for a in out.items]
+            assert sorted(seen, key=int) == [str(i) for i in range(30)]
+            assert fake.max_active <= 4
+
+
+async def test_stream_generate_batches_refuses_an_oversized_batch_by_name(start_service):
+    async with FakeOpenAI() as fake:
+        _, channel, stub = await serve(start_service, fake.url)
+        async with channel:
+            async def requests():
+                yield pb.StreamGenerateBatchesRequest(
+                    items=[pb.StreamGenerateRequest(correlation_id=str(i), request=chat("q")) for i in range(4097)])
+
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                async for _ in stub.StreamGenerateBatches(requests(), timeout=30):
+                    pass
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "items" in caught.value.details() and "4096" in caught.value.details()
+            assert len(fake.log) == 0
+
+
 async def test_list_models_pages(start_service):
     async with FakeOpenAI() as fake:
         many = [{"name": f"model-{i}", "deployments": [{"backend": "openai", "model": "x", "base_url": fake.url,

@@ -78,3 +78,67 @@ async def test_a_lost_stream_fails_what_waits_on_it_as_temporary_and_the_next_ca
                     await asyncio.sleep(0.5)
             assert answer.texts[0].endswith("to question 1: alpha beta gamma delta epsilon zeta eta theta")
             await generator.aclose()
+
+
+async def test_requests_ready_together_go_in_one_message_and_answers_come_back_together(start_service):
+    async with FakeOpenAI(delay=0.05) as fake:
+        running = await gateway(start_service, fake.url)
+        async with GeneratorClient.connect(f"127.0.0.1:{running.port}") as client:
+            sent, received = [], []
+            stream_batches = client.stream_generate_batches
+
+            def counting(requests):
+                async def counted():
+                    async for message in requests:
+                        sent.append(len(message.items))
+                        yield message
+
+                async def answers():
+                    async for message in stream_batches(counted()):
+                        received.append(len(message.items))
+                        yield message
+                return answers()
+
+            client.stream_generate_batches = counting
+            generator = GatewayGenerator(client, stream=True)
+            answers = await asyncio.gather(*(generator.generate(ask(i)) for i in range(100)))
+            assert [a.texts[0].split(" to ")[1].split(":")[0] for a in answers] == [f"question {i}" for i in range(100)]
+            assert sum(sent) == sum(received) == 100
+            assert len(sent) <= 25 and len(received) <= 50  # not one message per request or answer
+            await generator.aclose()
+
+
+async def test_a_gateway_without_batches_gets_one_request_per_message(tmp_path):
+    import grpc
+
+    from instructforge.generator.server import create_servicer
+    from instructforge.generator.settings import GeneratorSettings
+    from instructforge.generator.v1 import generator_pb2 as pb
+    from instructforge.runtime.metrics import Metrics
+    from instructforge.runtime.settings import load_settings
+
+    async with FakeOpenAI() as fake:
+        # A gateway from before StreamGenerateBatches: it serves StreamGenerate only.
+        settings = load_settings(GeneratorSettings, overrides={
+            "port": 0, "state_dir": tmp_path, "metrics_enabled": False, "cache": {"store": "memory"},
+            "models": [{"name": "m", "deployments": [{"backend": "openai", "model": "gpt-fake", "base_url": fake.url}]}]})
+        servicer = await create_servicer(settings, Metrics())
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "instructforge.generator.v1.GeneratorService", {"StreamGenerate": grpc.stream_stream_rpc_method_handler(
+                servicer.StreamGenerate, request_deserializer=pb.StreamGenerateRequest.FromString,
+                response_serializer=pb.StreamGenerateResponse.SerializeToString)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with GeneratorClient.connect(f"127.0.0.1:{port}") as client:
+                generator = GatewayGenerator(client, stream=True)
+                with pytest.raises(TransientError, match="UNIMPLEMENTED"):
+                    await generator.generate(ask(0))  # the run retries such a call...
+                answer = await generator.generate(ask(0))  # ...and the retry goes over StreamGenerate
+                assert answer.texts[0].endswith("to question 0: alpha beta gamma delta epsilon zeta eta theta")
+                assert len(fake.log) == 1
+                await generator.aclose()
+        finally:
+            await server.stop(None)
+            await servicer.close()

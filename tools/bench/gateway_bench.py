@@ -6,6 +6,8 @@ called at 1, 64 and 512 concurrent requests by:
 - direct       the official openai async client (`chat.completions.create`), as a pipeline would;
 - grpc         the gateway's unary Generate (gateway in its own process, `iforge serve generator`);
 - stream       the gateway's StreamGenerate, one stream keeping N requests in flight;
+- batches      StreamGenerateBatches through the pipeline's own client (`GenerationStream`): the
+               requests ready at once in one message, the answers ready at once in one;
 - http         the official openai client pointed at the gateway's OpenAI-compatible HTTP API.
 
 Each gateway mode runs twice, once per HTTP client of the gateway's openai backend (two logical
@@ -18,7 +20,7 @@ throughput and latency per mode and concurrency, then the ratios next to the iss
 2 cores): added latency at 64 concurrent p50 <= 2 ms and p99 <= 10 ms; >= 1,500 generations/s
 through StreamGenerate; gateway throughput >= 80% of direct at 512 concurrent.
 
-    python tools/bench/gateway_bench.py [--seconds 4] [--cache sqlite|memory|none] [--modes direct,grpc,stream,http]
+    python tools/bench/gateway_bench.py [--seconds 4] [--cache sqlite|memory|none] [--modes direct,grpc,stream,batches,http]
                                         [--clients sdk,direct] [--concurrency 1,64,512]
 """
 
@@ -177,6 +179,23 @@ async def bench_stream(port: int, concurrency: int, seconds: float, model: str) 
         return result
 
 
+async def bench_batches(port: int, concurrency: int, seconds: float, model: str) -> dict:
+    """N calls in flight over one StreamGenerateBatches call, as a pipeline run makes them."""
+    from instructforge.client import GeneratorClient
+    from instructforge.generator.v1 import generator_pb2 as pb
+    from instructforge.pipeline.generation_stream import GenerationStream
+
+    async with GeneratorClient.connect(f"127.0.0.1:{port}") as client:
+        stream = GenerationStream(client)
+
+        async def call(i: int):
+            await stream.call(_request(pb, f"{PROMPT_PREFIX}batches-{model}-{concurrency}-{i}", model), 60, "bench")
+
+        result = await closed_loop(call, concurrency, seconds)
+        await stream.close()
+        return result
+
+
 async def _stream_round(stub, concurrency: int, duration: float, tag: str, model: str) -> dict:
     from instructforge.generator.v1 import generator_pb2 as pb
 
@@ -276,7 +295,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured time per mode and concurrency")
     parser.add_argument("--cache", choices=("sqlite", "memory", "none"), default="sqlite")
-    parser.add_argument("--modes", default="direct,grpc,stream,http")
+    parser.add_argument("--modes", default="direct,grpc,stream,batches,http")
     parser.add_argument("--clients", default="sdk,direct", help="the gateway's openai HTTP clients to measure")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds over every cell, interleaved; each figure is the median of its rounds")
@@ -309,6 +328,8 @@ async def main() -> None:
                         r = await bench_grpc(grpc_port, conc, args.seconds, model)
                     elif mode == "stream":
                         r = await bench_stream(grpc_port, conc, args.seconds, model)
+                    elif mode == "batches":
+                        r = await bench_batches(grpc_port, conc, args.seconds, model)
                     elif mode == "http":
                         r = await bench_openai(f"http://127.0.0.1:{http_port}/v1", conc, args.seconds, "http", model)
                     else:

@@ -24,6 +24,7 @@ class GeneratorClient(ServiceClient):
 
     generate = unary(gen.GenerateRequest, gen.GenerateResponse)
     stream_generate = bidi_stream(gen.StreamGenerateRequest, gen.StreamGenerateResponse)
+    stream_generate_batches = bidi_stream(gen.StreamGenerateBatchesRequest, gen.StreamGenerateBatchesResponse)
     list_models = unary(gen.ListModelsRequest, gen.ListModelsResponse)
     get_usage = unary(gen.GetUsageRequest, gen.GetUsageResponse)
 

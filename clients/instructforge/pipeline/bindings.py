@@ -81,6 +81,7 @@ class GatewayGenerator:
         self._client = client
         self._streaming = stream
         self._stream: GenerationStream | None = None
+        self._batches = True  # until the gateway says it has no StreamGenerateBatches
 
     async def generate(self, request: GenerationRequest) -> Completion:
         what = f"generation for {request.record_id or request.idempotency_key}"
@@ -88,7 +89,8 @@ class GatewayGenerator:
         try:
             if self._streaming:
                 if self._stream is None or self._stream.closed:
-                    self._stream = GenerationStream(self._client)
+                    self._batches = self._batches and not (self._stream and self._stream.batches_unsupported)
+                    self._stream = GenerationStream(self._client, batches=self._batches)
                 reply = await self._stream.call(message, self._client.timeout, what)
             else:
                 reply = await self._client.generate(message)

@@ -6,7 +6,8 @@ alone. The caller's gRPC deadline becomes the core's deadline, and a cancelled R
 call (and with it the provider request).
 
 StreamGenerate keeps at most `stream_window` requests of one stream between "read" and "answer
-written". When the window is full the handler stops reading, HTTP/2 flow control stops the client,
+written" (StreamGenerateBatches the same, counting items, and sends every answer that is ready in
+one message). When the window is full the handler stops reading, HTTP/2 flow control stops the client,
 and memory stays bounded however fast the client sends; answers go out as they complete, in any
 order, each with its `correlation_id`.
 """
@@ -45,6 +46,10 @@ _OPTIONAL = ("temperature", "top_p", "top_k", "max_tokens", "seed", "presence_pe
              "repetition_penalty")
 DEFAULT_PAGE_SIZE = 100
 _END = object()
+# Answers per StreamGenerateBatches message: what is ready, up to this many. Small enough that the
+# caller starts on the first answers of a burst while the gateway still writes the rest, and a few
+# per message already take most of the per-message cost away.
+BATCH_ANSWERS = 16
 
 
 def to_core(message: pb.GenerateRequest) -> GenerateRequest:
@@ -107,6 +112,27 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         return to_proto(response)
 
     async def StreamGenerate(self, request_iterator, context):
+        async def singles():
+            async for item in request_iterator:
+                yield (item,)
+
+        async for answers in self._stream(singles(), context, batch=False):
+            yield answers[0]
+
+    async def StreamGenerateBatches(self, request_iterator, context):
+        async def batches():
+            async for batch in request_iterator:
+                found = violations(batch, nested=False)  # its size; each item is checked on its own, below
+                if found:
+                    raise InvalidArgument(violations=found)
+                yield batch.items
+
+        async for answers in self._stream(batches(), context, batch=True):
+            yield pb.StreamGenerateBatchesResponse(items=answers)
+
+    async def _stream(self, item_groups, context, *, batch: bool):
+        """Answers each item of `item_groups` (iterables of StreamGenerateRequest) as it completes.
+        Yields lists of answers: one at a time, or (`batch`) every answer ready when the last went out."""
         loop = asyncio.get_running_loop()
         remaining = context.time_remaining()
         stream_deadline = None if remaining is None else loop.time() + remaining
@@ -135,20 +161,21 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
         async def read() -> None:
             try:
-                async for item in request_iterator:
-                    await window.acquire()  # a full window stops the reading: flow control
-                    state["accepted"] += 1
-                    cid = item.correlation_id
-                    found = violations(item)
-                    if found:
-                        refuse(cid, InvalidArgument(violations=found))
-                    elif cid in running:
-                        refuse(cid, InvalidArgument(field="correlation_id",
-                                                    message=f"{cid!r} is already in flight on this stream"))
-                    else:
-                        task = loop.create_task(answer(cid, item.request))
-                        running[cid] = task
-                        task.add_done_callback(lambda _t, cid=cid: running.pop(cid, None))
+                async for items in item_groups:
+                    for item in items:
+                        await window.acquire()  # a full window stops the reading: flow control
+                        state["accepted"] += 1
+                        cid = item.correlation_id
+                        found = violations(item)
+                        if found:
+                            refuse(cid, InvalidArgument(violations=found))
+                        elif cid in running:
+                            refuse(cid, InvalidArgument(field="correlation_id",
+                                                        message=f"{cid!r} is already in flight on this stream"))
+                        else:
+                            task = loop.create_task(answer(cid, item.request))
+                            running[cid] = task
+                            task.add_done_callback(lambda _t, cid=cid: running.pop(cid, None))
                 answers.put_nowait(_END)
             except asyncio.CancelledError:
                 raise
@@ -160,15 +187,22 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         ended = False
         try:
             while not (ended and written == state["accepted"]):
-                out = await answers.get()
-                if out is _END:
-                    ended = True
-                    continue
-                if isinstance(out, BaseException):
-                    raise out
-                yield out
-                written += 1
-                window.release()
+                ready = [await answers.get()]
+                while batch and len(ready) < BATCH_ANSWERS and not answers.empty():
+                    ready.append(answers.get_nowait())
+                out = []
+                for item in ready:
+                    if item is _END:
+                        ended = True
+                    elif isinstance(item, BaseException):
+                        raise item
+                    else:
+                        out.append(item)
+                if out:
+                    yield out
+                    written += len(out)
+                    for _ in out:
+                        window.release()
         finally:
             reader.cancel()
             for task in list(running.values()):

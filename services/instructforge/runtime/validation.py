@@ -112,7 +112,7 @@ def _is_empty(message: Message, field: FieldDescriptor) -> bool:
     return not getattr(message, field.name)
 
 
-def _collect(message: Message, prefix: str, out: list[FieldViolation]) -> None:
+def _collect(message: Message, prefix: str, out: list[FieldViolation], descend: bool = True) -> None:
     for check in _checks(message.DESCRIPTOR):
         field, rules = check.field, check.rules
         path = f"{prefix}{field.name}"
@@ -134,7 +134,7 @@ def _collect(message: Message, prefix: str, out: list[FieldViolation]) -> None:
                         _check_scalar(item, field, rules, check.pattern, f"{path}[{i}]", out)
             elif field.message_type is None and (not field.has_presence or message.HasField(field.name)):
                 _check_scalar(value, field, rules, check.pattern, path, out)
-        if check.descend:
+        if check.descend and descend:
             if _is_map(field):
                 for key, item in value.items():
                     _collect(item, f"{path}[{key!r}].", out)
@@ -145,10 +145,11 @@ def _collect(message: Message, prefix: str, out: list[FieldViolation]) -> None:
                 _collect(value, f"{path}.", out)
 
 
-def violations(message: Message) -> list[FieldViolation]:
-    """Every rule the message breaks, by field path; empty when it is valid."""
+def violations(message: Message, *, nested: bool = True) -> list[FieldViolation]:
+    """Every rule the message breaks, by field path; empty when it is valid. `nested=False`: only the
+    rules of its own fields (a batch whose items are checked one by one, so that a bad one fails alone)."""
     found: list[FieldViolation] = []
-    _collect(message, "", found)
+    _collect(message, "", found, nested)
     return found
 
 

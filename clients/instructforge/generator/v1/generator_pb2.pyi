@@ -167,6 +167,18 @@ class StreamGenerateRequest(_message.Message):
     request: GenerateRequest
     def __init__(self, correlation_id: _Optional[str] = ..., request: _Optional[_Union[GenerateRequest, _Mapping]] = ...) -> None: ...
 
+class StreamGenerateBatchesRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[StreamGenerateRequest]
+    def __init__(self, items: _Optional[_Iterable[_Union[StreamGenerateRequest, _Mapping]]] = ...) -> None: ...
+
+class StreamGenerateBatchesResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[StreamGenerateResponse]
+    def __init__(self, items: _Optional[_Iterable[_Union[StreamGenerateResponse, _Mapping]]] = ...) -> None: ...
+
 class StreamError(_message.Message):
     __slots__ = ("code", "message", "reason")
     CODE_FIELD_NUMBER: _ClassVar[int]

@@ -44,6 +44,11 @@ class GeneratorServiceStub:
                 request_serializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateRequest.SerializeToString,
                 response_deserializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateResponse.FromString,
                 _registered_method=True)
+        self.StreamGenerateBatches = channel.stream_stream(
+                '/instructforge.generator.v1.GeneratorService/StreamGenerateBatches',
+                request_serializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateBatchesRequest.SerializeToString,
+                response_deserializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateBatchesResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/instructforge.generator.v1.GeneratorService/ListModels',
                 request_serializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
@@ -76,6 +81,17 @@ class GeneratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamGenerateBatches(self, request_iterator, context):
+        """StreamGenerate with many items per message each way: the caller sends the requests it has ready
+        in one message, and the answers that are ready go back together. Each item is handled exactly as
+        on StreamGenerate (same window, a bad item fails alone). For callers that keep hundreds of calls
+        in flight: a gRPC message costs each side far more CPU than the item in it, and answers that
+        finish together would otherwise go out one message after the other.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListModels(self, request, context):
         """The logical models this gateway serves and their deployments.
         """
@@ -102,6 +118,11 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
                     servicer.StreamGenerate,
                     request_deserializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateRequest.FromString,
                     response_serializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateResponse.SerializeToString,
+            ),
+            'StreamGenerateBatches': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamGenerateBatches,
+                    request_deserializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateBatchesRequest.FromString,
+                    response_serializer=instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateBatchesResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -168,6 +189,33 @@ class GeneratorService:
             '/instructforge.generator.v1.GeneratorService/StreamGenerate',
             instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateRequest.SerializeToString,
             instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamGenerateBatches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/instructforge.generator.v1.GeneratorService/StreamGenerateBatches',
+            instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateBatchesRequest.SerializeToString,
+            instructforge_dot_generator_dot_v1_dot_generator__pb2.StreamGenerateBatchesResponse.FromString,
             options,
             channel_credentials,
             insecure,
