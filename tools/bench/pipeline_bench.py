@@ -19,6 +19,8 @@ same answers as a real run (only the calls sent ahead of need depend on timing),
 directly: what a real run loses beyond the bound is CPU. Then, per
 run: calls, each stage's wall time, the enrich stage's and the whole run's throughput against their
 ideals (the run with and without its start-up: Python, imports, the embedded services ready), the
+capacity the enrich stage left unused at the fake (before its slots were first all busy, in between,
+after they were last all busy), the
 CPU of the run's processes, of the fake and of everything else on the machine (sampled from /proc;
 per enrich call, and the cores the ideal pace would need), peak memory, and calls in flight at the
 fake every 0.25 s.
@@ -53,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 FAKE = r'''
-import asyncio, resource, sys
+import asyncio, json, resource, sys, time
 sys.path[:0] = [sys.argv[1] + "/tests/pipeline", sys.argv[1] + "/tests/generator", sys.argv[1] + "/tests"]
 from layout_openai import LayoutOpenAI
 
@@ -70,13 +72,13 @@ class Limited(LayoutOpenAI):
         if request.method != "POST":
             return reply
         async def later():
-            arrived = asyncio.get_running_loop().time()
+            arrived = time.time()  # wall time: comparable with the run's stage times
             async with self.slots:
                 self.inside += 1
                 self.peak = max(self.peak, self.inside)
                 await asyncio.sleep(self.latency * (1 + self.jitter * (2 * self.rng.random() - 1)))
                 self.inside -= 1
-            self.spans.append((arrived, asyncio.get_running_loop().time()))
+            self.spans.append((arrived, time.time()))
             return reply
         return later()
 
@@ -97,6 +99,7 @@ async def main():
             buckets.append(sum(1 for a, b in fake.spans if a <= t < b))
             t += 0.25
     print(" ".join(map(str, buckets)), flush=True)
+    print(json.dumps([[round(a, 4), round(b, 4)] for a, b in fake.spans]), flush=True)
 
 asyncio.run(main())
 '''
@@ -228,6 +231,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
     fake.stdin.flush()
     calls, peak, fake_cpu, llm_phase = fake.stdout.readline().split()
     timeline = fake.stdout.readline().strip()
+    spans = json.loads(fake.stdout.readline())
     fake.wait(10)
     if run.returncode != 0:
         raise SystemExit(f"iforge run failed ({run.returncode}):\n{out[-3000:]}")
@@ -249,8 +253,35 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
         "cpu": cpu, "services_cpu": services_cpu, "pipeline_cpu": cpu - services_cpu,
         "pipeline_rss": pipeline_rss, "services_rss": services_rss, "fake_cpu": float(fake_cpu),
         "timeline": timeline, "enrich_cpu": watch.between(*window) if window else {},
+        "enrich_losses": capacity_losses(spans, *window, args.concurrency) if window else {},
         "llm_phase": float(llm_phase),
     }
+
+
+def capacity_losses(spans: list[list[float]], start: float, end: float, concurrency: int) -> dict:
+    """Where the enrich stage's time went, from the fake's view: the slot-seconds it left unused,
+    in seconds of full capacity, before its slots were first all busy (ramp-up), after they were last
+    all busy (the last nodes' dependent rounds), and in between; and when the first call arrived."""
+    events = sorted([(a, 1) for a, b in spans if start <= a < end] + [(b, -1) for a, b in spans if start <= a < end])
+    if not events:
+        return {}
+    inside, last, full_first, full_last, busy = 0, start, None, None, 0.0
+    unused = {"ramp": 0.0, "middle": 0.0, "tail": 0.0}
+    pieces = []  # (from, to, idle slots)
+    for t, step in events:
+        t = min(t, end)
+        pieces.append((last, t, concurrency - inside))
+        inside += step
+        last = t
+        if inside >= concurrency:
+            full_first = t if full_first is None else full_first
+            full_last = t
+    pieces.append((last, end, concurrency - inside))
+    for a, b, idle in pieces:
+        part = "ramp" if full_first is None or b <= full_first else "tail" if full_last is not None and a >= full_last else "middle"
+        unused[part] += max(0, idle) * (b - a) / concurrency
+        busy += (concurrency - max(0, idle)) * (b - a)
+    return {**unused, "first_call": events[0][0] - start}
 
 
 def efficiencies(r: dict, args: argparse.Namespace) -> dict:
@@ -279,6 +310,11 @@ def report(r: dict, args: argparse.Namespace) -> None:
           f"{e['enrich']:.1f}% of ideal (target >= 90%)")
     print(f"  counting kept calls    {r['enrich_calls'] - r['enrich_unused']:,} calls ({r['enrich_unused']} sent ahead of "
           f"need and not used) -> {e['enrich_kept']:.1f}% of ideal")
+    if loss := r.get("enrich_losses"):
+        print(f"  capacity left unused   {loss['ramp'] + loss['middle'] + loss['tail']:.2f} s at full capacity: "
+              f"{loss['ramp']:.2f} s before all slots were first busy (first call at the fake "
+              f"{loss['first_call'] * 1000:.0f} ms into the stage), {loss['middle']:.2f} s in between, "
+              f"{loss['tail']:.2f} s after they were last all busy")
     print(f"LLM phase                {r['calls']:,} calls from the first request to the last answer at the fake in "
           f"{r['llm_phase']:.2f} s -> {e['llm_phase']:.1f}% of ideal (extend's levels included, no allowance)")
     print(f"whole run                {r['wall']:.2f} s wall (ideal {e['ideal_run']:.2f} s with {e['levels']} sequential "
@@ -439,7 +475,8 @@ def main() -> int:
     if len(sources) > 1 or args.repeat > 1:
         print(f"\n== medians over {args.repeat} run(s) each")
         print(f"{'source':<40} {'enrich calls':>12} {'enrich s':>9} {'enrich %':>9} {'run s':>7} {'run %':>6} "
-              f"{'w/o start-up %':>15} {'LLM phase %':>12} {'CPU s':>6} {'unused':>7} {'kept %':>7}")
+              f"{'w/o start-up %':>15} {'LLM phase %':>12} {'CPU s':>6} {'unused':>7} {'kept %':>7}  "
+              f"unused capacity, s: ramp / middle / tail")
         for source, runs in results.items():
             def med(figure, runs=runs):
                 return statistics.median(figure(r) for r in runs)
@@ -449,7 +486,9 @@ def main() -> int:
                   f"{med(lambda r: r['wall']):>7.2f} {med(lambda r: efficiencies(r, args)['run']):>6.1f} "
                   f"{med(lambda r: efficiencies(r, args)['run_after_startup']):>15.1f} "
                   f"{med(lambda r: efficiencies(r, args)['llm_phase']):>12.1f} {med(lambda r: r['cpu']):>6.2f} "
-                  f"{med(lambda r: r['enrich_unused']):>7.0f} {med(lambda r: efficiencies(r, args)['enrich_kept']):>7.1f}")
+                  f"{med(lambda r: r['enrich_unused']):>7.0f} {med(lambda r: efficiencies(r, args)['enrich_kept']):>7.1f}  "
+                  + " / ".join(f"{med(lambda r, p=part: r['enrich_losses'].get(p, 0.0)):.2f}"
+                               for part in ("ramp", "middle", "tail")))
     return 0
 
 
