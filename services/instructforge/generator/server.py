@@ -6,8 +6,8 @@ alone. The caller's gRPC deadline becomes the core's deadline, and a cancelled R
 call (and with it the provider request).
 
 StreamGenerate keeps at most `stream_window` requests of one stream between "read" and "answer
-written" (StreamGenerateBatches the same, counting items, and sends every answer that is ready in
-one message). When the window is full the handler stops reading, HTTP/2 flow control stops the client,
+written" (StreamGenerateBatches the same, counting items, and sends the answers that are ready
+together, up to `BATCH_ANSWERS` a message). When the window is full the handler stops reading, HTTP/2 flow control stops the client,
 and memory stays bounded however fast the client sends; answers go out as they complete, in any
 order, each with its `correlation_id`.
 """
@@ -132,7 +132,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
     async def _stream(self, item_groups, context, *, batch: bool):
         """Answers each item of `item_groups` (iterables of StreamGenerateRequest) as it completes.
-        Yields lists of answers: one at a time, or (`batch`) every answer ready when the last went out."""
+        Yields lists of answers: one at a time, or (`batch`) those ready by then, up to BATCH_ANSWERS."""
         loop = asyncio.get_running_loop()
         remaining = context.time_remaining()
         stream_deadline = None if remaining is None else loop.time() + remaining
