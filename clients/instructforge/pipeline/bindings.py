@@ -74,7 +74,7 @@ def generate_request(request: GenerationRequest) -> gen.GenerateRequest:
 
 
 class GatewayGenerator:
-    """`protocols.Generator` through the generator gateway: every call over one StreamGenerate call
+    """`protocols.Generator` through the generator gateway: every call over one stream call
     (`stream=True`, what a run uses: `generation_stream.py` says why), or one unary Generate each."""
 
     def __init__(self, client: GeneratorClient, *, stream: bool = False):
@@ -88,10 +88,7 @@ class GatewayGenerator:
         message = generate_request(request)
         try:
             if self._streaming:
-                if self._stream is None or self._stream.closed:
-                    self._batches = self._batches and not (self._stream and self._stream.batches_unsupported)
-                    self._stream = GenerationStream(self._client, batches=self._batches)
-                reply = await self._stream.call(message, self._client.timeout, what)
+                reply = await self._stream_call(message, what)
             else:
                 reply = await self._client.generate(message)
         except ApiError as error:
@@ -103,6 +100,20 @@ class GatewayGenerator:
             prompt_tokens=reply.usage.prompt_tokens, completion_tokens=reply.usage.completion_tokens,
             cost_usd=reply.cost_usd, cache_hit=reply.cache_hit, model=reply.provider_model,
         )
+
+    async def _stream_call(self, message: gen.GenerateRequest, what: str) -> gen.GenerateResponse:
+        """Over the open stream, else a new one; a call that met a gateway without StreamGenerateBatches
+        goes again at once over StreamGenerate (it was never answered, so nothing is paid twice)."""
+        while True:
+            if self._stream is None or self._stream.closed:
+                self._stream = GenerationStream(self._client, batches=self._batches)
+            stream = self._stream
+            try:
+                return await stream.call(message, self._client.timeout, what)
+            except TransientError:
+                if not stream.batches_unsupported:
+                    raise
+                self._batches = False
 
     async def aclose(self) -> None:
         if self._stream is not None:

@@ -8,7 +8,8 @@ than the item in it, and hundreds of answers can finish together). What is in fl
 by the run's call slots first, then by the gateway's stream window and HTTP/2 flow control.
 
 A gateway without `StreamGenerateBatches` (older than this client) answers UNIMPLEMENTED; the stream
-then says so (`batches_unsupported`) and the caller opens a `StreamGenerate` one, an item per message.
+then says so (`batches_unsupported`), and `GatewayGenerator` sends its calls again at once over
+`StreamGenerate`, an item per message (none of them was answered, so none is paid twice).
 
 One stream at a time. Each generation gets a correlation id and a future; a reader task settles the
 futures as answers arrive, in any order. An item the gateway fails comes back as its own
@@ -46,6 +47,7 @@ class GenerationStream:
         self._pending: dict[str, asyncio.Future[gen.StreamGenerateResponse]] = {}
         self._ids = itertools.count()
         self.closed = False
+        self.batches = batches
         self.batches_unsupported = False
         self._reader = asyncio.get_running_loop().create_task(
             self._read(self._batched(client) if batches else self._singles(client)))
@@ -106,7 +108,7 @@ class GenerationStream:
                 if answer is not None and not answer.done():
                     answer.set_result(out)
         except ApiError as error:
-            if error.code == grpc.StatusCode.UNIMPLEMENTED:
+            if error.code == grpc.StatusCode.UNIMPLEMENTED and self.batches:
                 self.batches_unsupported = True
             failure = error if not error.temporary and not self.batches_unsupported else \
                 TransientError(f"the generation stream broke: {error}")
