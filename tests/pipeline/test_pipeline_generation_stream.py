@@ -144,3 +144,29 @@ async def test_a_gateway_without_batches_gets_one_request_per_message(tmp_path):
         finally:
             await server.stop(None)
             await servicer.close()
+
+
+async def test_calls_beyond_the_concurrency_wait_at_the_gateway_which_lets_only_the_concurrency_through(
+        start_service, tmp_path):
+    from generator.conftest import wait_until
+    from instructforge.pipeline.calls import JournaledGenerator
+    from instructforge.pipeline.recipe import parse_recipe
+    from instructforge.pipeline.state import RunState
+
+    async with FakeOpenAI(delay=0.3) as fake:
+        models = [{"name": "m", "deployments": [{"backend": "openai", "model": "gpt-fake", "base_url": fake.url,
+                                                 "http_client": "direct", "max_concurrency": 4}]}]
+        running = await start_service("generator", models=models, cache={"store": "memory"}, retry={"max_attempts": 1})
+        async with GeneratorClient.connect(f"127.0.0.1:{running.port}") as client:
+            generator = GatewayGenerator(client, stream=True)
+            state = RunState.create(tmp_path / "run", parse_recipe({"recipe": "explore_instruct", "name": "backlog"}))
+            journal = JournaledGenerator(generator, state, concurrency=4, backlog=4)
+            calls = [asyncio.ensure_future(journal.generate(ask(i))) for i in range(16)]
+            assert await wait_until(lambda: fake.active == 4)
+            await asyncio.sleep(0.1)
+            assert journal.slots.taken == 8 and fake.active == 4  # four more wait at the gateway, ready to go
+            answers = await asyncio.gather(*calls)
+            assert [a.texts[0].split(" to ")[1].split(":")[0] for a in answers] == [f"question {i}" for i in range(16)]
+            assert fake.max_active == 4
+            await generator.aclose()
+            state.close()

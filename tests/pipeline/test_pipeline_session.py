@@ -17,7 +17,7 @@ from layout_openai import LayoutOpenAI
 
 from instructforge.pipeline.protocols import GenerationRequest
 from instructforge.pipeline.recipe import load_recipe
-from instructforge.pipeline.session import open_session
+from instructforge.pipeline.session import gateway_backlog, open_session
 from instructforge.runtime.errors import Unavailable
 
 RECIPE = """recipe: explore_instruct
@@ -85,6 +85,7 @@ async def test_each_service_runs_in_a_child_process_of_its_own_serves_the_run_an
                    IFORGE_AUTH_TOKENS="deployment-token")
         async with open_session(_recipe(tmp_path), run, env) as session:
             assert session.embedded == ("generator", "dedup")
+            assert session.backlog == 3  # half the recipe's concurrency of 7, waiting at the run's own gateway
             owners = {name: _listener(address) for name, address in session.endpoints.items()}
             children = [owners["generator"], owners["dedup"]]
             # Two processes: the gateway's event loop never waits on dedup's interpreter lock.
@@ -146,3 +147,17 @@ async def test_the_services_die_with_a_run_killed_by_sigkill(tmp_path):
     while not all(map(_gone, children)) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert all(map(_gone, children)), "the embedded services outlived the run"
+
+
+def test_the_gateway_backlog_is_half_the_concurrency_with_the_runs_own_gateway_and_none_with_another():
+    recipe = _recipe_with(concurrency=64)
+    assert gateway_backlog(recipe, embedded_gateway=True) == 32
+    assert gateway_backlog(recipe, embedded_gateway=False) == 0  # its limits are not ours to know
+    explicit = _recipe_with(concurrency=64, gateway_backlog=5)
+    assert gateway_backlog(explicit, embedded_gateway=True) == gateway_backlog(explicit, embedded_gateway=False) == 5
+
+
+def _recipe_with(**keys):
+    from instructforge.pipeline.recipe import parse_recipe
+
+    return parse_recipe({"recipe": "explore_instruct", "name": "backlog", **keys})

@@ -85,6 +85,18 @@ async def test_the_idle_flag_is_up_only_while_a_slot_is_free_and_nobody_waits():
     assert slots.idle.is_set() and slots.try_acquire()
 
 
+async def test_with_a_backlog_the_idle_flag_follows_the_providers_slots_not_all_of_them():
+    slots = Slots(4, idle_below=2)  # 2 at the provider, 2 more waiting at the gateway
+    assert slots.try_acquire() and slots.idle.is_set()
+    assert slots.try_acquire() and not slots.idle.is_set()  # the provider's slots are all taken
+    assert slots.try_acquire() and slots.try_acquire() and slots.taken == 4 and not slots.try_acquire()
+    slots.release()
+    slots.release()
+    assert not slots.idle.is_set()  # two still out: the provider is busy
+    slots.release()
+    assert slots.idle.is_set() and slots.taken == 1
+
+
 async def test_a_call_no_longer_needed_goes_unsent_and_prompts_are_built_once_a_call_has_a_slot(tmp_path):
     recipe = parse_recipe({"recipe": "explore_instruct", "name": "ahead", "concurrency": 1})
     state = RunState.create(tmp_path, recipe)

@@ -399,7 +399,14 @@ def orchestration_bound(args: argparse.Namespace) -> dict:
         (work / "recipe.yaml").write_text(recipe_text(args.examples, args.concurrency))
         recipe = load_recipe(work / "recipe.yaml")
         state = RunState.create(work / "run", recipe)
-        ctx = RunContext.journaled(state, Model(), None)
+        # The calls the embedded gateway would hold beyond the provider's slots wait on Model's slots
+        # (a source tree from before `gateway_backlog` has none).
+        try:
+            from instructforge.pipeline.session import gateway_backlog
+        except ImportError:
+            ctx = RunContext.journaled(state, Model(), None)
+        else:
+            ctx = RunContext.journaled(state, Model(), None, backlog=gateway_backlog(recipe, embedded_gateway=True))
         domain = resolve_domain(recipe)
         rules = get_rules(domain.filter_variant)
         loop = asyncio.get_running_loop()

@@ -56,7 +56,7 @@ async def _execute(state) -> int:
             with progress_for() as progress:
                 result = await runner.execute(state, session.generator, session.novelty, session.similarity,
                                               verifier=session.verifier, reporter=progress,
-                                              model=session.llm.model)
+                                              model=session.llm.model, backlog=session.backlog)
     except RunInterrupted as stopped:
         return _error(f"{stopped}\nthe run's state is saved; carry on with: iforge resume {state.folder}",
                       EXIT_RESUMABLE)

@@ -52,21 +52,31 @@ call_priority: ContextVar[tuple[int, ...]] = ContextVar("call_priority", default
 
 
 class Slots:
-    """A semaphore whose waiters are served in `call_priority` order rather than arrival order."""
+    """A semaphore whose waiters are served in `call_priority` order rather than arrival order.
 
-    def __init__(self, size: int):
+    `idle` is set while fewer than `idle_below` slots (default: all) are taken and no call waits: with
+    calls queued at the gateway beyond the provider's limit, the provider has a slot to spare only
+    while fewer than that limit are out."""
+
+    def __init__(self, size: int, idle_below: int | None = None):
+        self._size = size
+        self._idle_below = size if idle_below is None else min(idle_below, size)
         self._free = size
         self._waiting: list[tuple[tuple[int, ...], int, asyncio.Future[None]]] = []
         self._arrival = itertools.count()
-        self.idle = asyncio.Event()  # set while a slot is free and no call waits for one
+        self.idle = asyncio.Event()
         self.idle.set()
+
+    @property
+    def taken(self) -> int:
+        return self._size - self._free
 
     def try_acquire(self) -> bool:
         """Takes a slot if one is free and no call waits for it; never waits."""
         if not self._free or self._waiting:
             return False
         self._free -= 1
-        if not self._free:
+        if self.taken >= self._idle_below:
             self.idle.clear()
         return True
 
@@ -97,7 +107,8 @@ class Slots:
                 granted.set_result(None)
                 return
         self._free += 1
-        self.idle.set()
+        if self.taken < self._idle_below:
+            self.idle.set()
 
 
 class CallNotNeeded(Exception):
@@ -126,10 +137,12 @@ class Retrying:
 
 
 class JournaledGenerator:
-    def __init__(self, inner: Generator, state: RunState, *, concurrency: int = 64, retries: int = 3,
-                 backoff_s: float = 2.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+    def __init__(self, inner: Generator, state: RunState, *, concurrency: int = 64, backlog: int = 0,
+                 retries: int = 3, backoff_s: float = 2.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        """At most `concurrency` + `backlog` calls out at once; the `backlog` wait at the gateway for a
+        provider slot (recipe key `gateway_backlog`)."""
         self.inner, self.state = inner, state
-        self.slots = Slots(concurrency)
+        self.slots = Slots(concurrency + backlog, idle_below=concurrency)
         self._retry = Retrying(retries, backoff_s, sleep)
         self.made = self.replayed = 0
 

@@ -56,13 +56,14 @@ class RunContext:
     @classmethod
     def journaled(cls, state: RunState, generator: Generator, novelty: NoveltyFilter,
                   similarity: SimilarityScorer | None = None, *, verifier: CodeExecutor | None = None,
-                  reporter: Reporter | None = None, model: str | None = None) -> RunContext:
-        """Services wrapped so that a resumed run replays what this run already received."""
+                  reporter: Reporter | None = None, model: str | None = None, backlog: int = 0) -> RunContext:
+        """Services wrapped so that a resumed run replays what this run already received; `backlog`: LLM
+        calls out beyond `concurrency`, waiting at the gateway (see `session.gateway_backlog`)."""
         recipe = state.recipe
         bounds = {"retries": recipe.call_retries, "backoff_s": recipe.retry_backoff_s}
         return cls(
             state=state,
-            generator=JournaledGenerator(generator, state, concurrency=recipe.concurrency, **bounds),
+            generator=JournaledGenerator(generator, state, concurrency=recipe.concurrency, backlog=backlog, **bounds),
             novelty=JournaledNovelty(novelty, state, **bounds),
             similarity=JournaledSimilarity(similarity, state, "similarity", **bounds) if similarity else None,
             verifier=JournaledExecutor(verifier, state, **bounds) if verifier else None,

@@ -60,6 +60,12 @@ class RecipeBase(Strict):
     seed: int = 42
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     concurrency: int = Field(64, ge=1, le=4096, description="LLM calls in flight at once")
+    gateway_backlog: int | None = Field(
+        None, ge=0, le=4096, description="LLM calls handed to the gateway beyond `concurrency`, to wait there "
+        "for a provider slot: when the provider answers a call, the gateway sends the next at once instead of "
+        "waiting for the run to turn the answer into its follow-up (hundreds of answers can arrive together). "
+        "The embedded gateway lets `concurrency` calls reach the provider at once; a gateway of your own, what "
+        "its deployments allow. Unset: half of `concurrency` with the embedded gateway, 0 with your own")
     call_retries: int = Field(3, ge=0, le=20, description="retries of a call that failed transiently")
     retry_backoff_s: float = Field(2.0, ge=0, le=600)
 

@@ -34,11 +34,11 @@ class RunResult:
 
 async def execute(state: RunState, generator: Generator, novelty: NoveltyFilter,
                   similarity: SimilarityScorer | None = None, *, verifier: CodeExecutor | None = None,
-                  reporter: Reporter | None = None, model: str | None = None) -> RunResult:
+                  reporter: Reporter | None = None, model: str | None = None, backlog: int = 0) -> RunResult:
     """Run (or resume) every stage of the run's recipe; writes dataset.jsonl, summary.json, report.html.
-    `verifier` is needed only by a recipe whose `verify` stage is enabled."""
+    `verifier` is needed only by a recipe whose `verify` stage is enabled; `backlog`: see RunContext.journaled."""
     ctx = RunContext.journaled(state, generator, novelty, similarity, verifier=verifier, reporter=reporter,
-                               model=model)
+                               model=model, backlog=backlog)
     runner = run_self_instruct if state.recipe.recipe == "self_instruct" else run_explore_instruct
     records = await runner(ctx)
     summary = summarize(state, len(records))

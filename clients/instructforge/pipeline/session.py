@@ -49,6 +49,17 @@ class Session:
     verifier: VerifierExecutor | None = None
     # Self-consistency's scores, from the same dedup service (it loads its model only when asked).
     similarity: DedupSimilarityScorer | None = None
+    # LLM calls to keep waiting at the gateway beyond the recipe's concurrency (`gateway_backlog`).
+    backlog: int = 0
+
+
+def gateway_backlog(recipe: RecipeBase, embedded_gateway: bool) -> int:
+    """The recipe's `gateway_backlog`; unset, half its concurrency when the gateway is the run's own
+    (which admits `concurrency` at the provider), none with a gateway of the user's, whose limits we
+    do not know."""
+    if recipe.gateway_backlog is not None:
+        return recipe.gateway_backlog
+    return recipe.concurrency // 2 if embedded_gateway else 0
 
 
 def needs_verifier(recipe: RecipeBase) -> bool:
@@ -93,7 +104,8 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
         stack.push_async_callback(gateway.aclose)  # before the client's channel closes
         yield Session(gateway, DedupNoveltyFilter(dedup), llm,
                       {k: v for k, v in addresses.items() if v}, missing, verifier,
-                      similarity=DedupSimilarityScorer(dedup))
+                      similarity=DedupSimilarityScorer(dedup),
+                      backlog=gateway_backlog(recipe, embedded_gateway="generator" in missing))
 
 
 def services_config(recipe: RecipeBase, llm: LlmChoice) -> dict[str, Any]:
