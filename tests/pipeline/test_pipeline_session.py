@@ -99,7 +99,7 @@ async def test_each_service_runs_in_a_child_process_of_its_own_serves_the_run_an
     # drained on SIGTERM, not killed
     assert [p.pid for p in started] == children and [p.returncode for p in started] == [0, 0]
     config = (run / "services" / "embedded.yaml").read_text()
-    assert "max_concurrency: 7" in config and fake.url in config
+    assert "max_concurrency: 7" in config and "stream_window: 1024" in config and fake.url in config
     assert "api_key_env: IFORGE_LLM_API_KEY" in config and SECRET not in config  # a name, never the key
 
 
@@ -161,3 +161,13 @@ def _recipe_with(**keys):
     from instructforge.pipeline.recipe import parse_recipe
 
     return parse_recipe({"recipe": "explore_instruct", "name": "backlog", **keys})
+
+
+def test_the_embedded_gateways_stream_lets_in_the_concurrency_and_the_backlog():
+    from instructforge.pipeline.llm import LlmChoice
+    from instructforge.pipeline.session import services_config
+
+    llm = LlmChoice(model="m", description="test", route={"name": "m", "deployments": [
+        {"backend": "openai", "model": "x", "base_url": "http://127.0.0.1:9/v1"}]})
+    config = services_config(_recipe_with(concurrency=3000), llm)["generator"]
+    assert config["stream_window"] == 4500 and config["models"][0]["deployments"][0]["max_concurrency"] == 3000

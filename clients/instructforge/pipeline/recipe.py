@@ -59,7 +59,8 @@ class RecipeBase(Strict):
     model: str | None = None
     seed: int = 42
     services: ServicesConfig = Field(default_factory=ServicesConfig)
-    concurrency: int = Field(64, ge=1, le=4096, description="LLM calls in flight at once")
+    concurrency: int = Field(64, ge=1, le=4096, description="LLM calls at the provider at once (the embedded "
+                             "gateway's limit; see gateway_backlog)")
     gateway_backlog: int | None = Field(
         None, ge=0, le=4096, description="LLM calls handed to the gateway beyond `concurrency`, to wait there "
         "for a provider slot: when the provider answers a call, the gateway sends the next at once instead of "
