@@ -262,11 +262,11 @@ def capacity_losses(spans: list[list[float]], start: float, end: float, concurre
     """Where the enrich stage's time went, from the fake's view: the slot-seconds it left unused,
     in seconds of full capacity, before its slots were first all busy (ramp-up), after they were last
     all busy (the last nodes' dependent rounds), and in between; and when the first call arrived."""
-    events = sorted([(a, 1) for a, b in spans if start <= a < end] + [(b, -1) for a, b in spans if start <= a < end])
+    during = [(a, b) for a, b in spans if start <= a < end]
+    events = sorted([(a, 1) for a, _ in during] + [(b, -1) for _, b in during])
     if not events:
         return {}
-    inside, last, full_first, full_last, busy = 0, start, None, None, 0.0
-    unused = {"ramp": 0.0, "middle": 0.0, "tail": 0.0}
+    inside, last, full_first, full_last = 0, start, None, None
     pieces = []  # (from, to, idle slots)
     for t, step in events:
         t = min(t, end)
@@ -277,10 +277,10 @@ def capacity_losses(spans: list[list[float]], start: float, end: float, concurre
             full_first = t if full_first is None else full_first
             full_last = t
     pieces.append((last, end, concurrency - inside))
+    unused = {"ramp": 0.0, "middle": 0.0, "tail": 0.0}
     for a, b, idle in pieces:
-        part = "ramp" if full_first is None or b <= full_first else "tail" if full_last is not None and a >= full_last else "middle"
+        part = "ramp" if full_first is None or b <= full_first else "tail" if a >= full_last else "middle"
         unused[part] += max(0, idle) * (b - a) / concurrency
-        busy += (concurrency - max(0, idle)) * (b - a)
     return {**unused, "first_call": events[0][0] - start}
 
 
