@@ -138,10 +138,10 @@ async def test_identical_requests_in_flight_make_one_call(make_gateway):
 async def test_ttl_expires_sqlite_entries(make_gateway, tmp_path):
     async with FakeOpenAI() as fake:
         gw = await make_gateway(openai_config(fake.url, cache={"store": "sqlite", "path": str(tmp_path / "t.db"),
-                                                               "ttl_s": 0.2}))
+                                                               "ttl_s": 0.5}))
         await gw.generate(GenerateRequest(model="m", text="p"))
         assert (await gw.generate(GenerateRequest(model="m", text="p"))).cache_hit
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.55)
         assert not (await gw.generate(GenerateRequest(model="m", text="p"))).cache_hit
         assert len(fake.log) == 2
 

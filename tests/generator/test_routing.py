@@ -85,15 +85,20 @@ async def test_cooldown_benches_a_failing_deployment_then_lets_it_back(make_gate
     async with FakeOpenAI(FaultPlan(script={"p0": ["server_error", "server_error"]})) as flaky, \
             FakeOpenAI() as steady:
         gw = await make_gateway({"models": [{"name": "m", "deployments": [dep(flaky, "flaky"), dep(steady, "steady")]}],
-                                 "retry": FAST_RETRY, "cooldown": {"failures": 2, "seconds": 0.4}})
-        # "steady" is briefly out, so both first attempts go to "flaky", which fails twice in a row.
-        gw.states["steady"].cooldown_until = asyncio.get_running_loop().time() + 0.05
+                                 "retry": FAST_RETRY, "cooldown": {"failures": 2, "seconds": 60}})
+        loop = asyncio.get_running_loop()
+        # "steady" is out for a while, so both first attempts go to "flaky", which fails twice in a row; with both
+        # benched, the call goes to the one back soonest.
+        gw.states["steady"].cooldown_until = loop.time() + 10
         r = await gw.generate(ask("p0"))
         assert len(flaky.log) == 2 and r.deployment == "steady"
+        gw.states["steady"].cooldown_until = 0.0  # steady's own outage is over
         assert counter(gw.metrics, "instructforge_generator_cooldowns_total", deployment="flaky") == 1
+        assert 55 < gw.states["flaky"].cooldown_until - loop.time() <= 60  # benched for the configured time
         await asyncio.gather(*(gw.generate(ask(f"c{i}")) for i in range(30)))
         assert len(flaky.log) == 2  # benched: everything went to "steady"
-        await asyncio.sleep(0.45)
+        # The bench's time runs out (moved rather than slept, so a slow machine cannot outlast it mid-test).
+        gw.states["flaky"].cooldown_until = loop.time() - 0.01
         await asyncio.gather(*(gw.generate(ask(f"d{i}")) for i in range(40)))
         assert len(flaky.log) > 2  # back in rotation
 
