@@ -18,7 +18,9 @@ each call to one shared core), answered by the fake's own responder. It runs the
 same answers as a real run (only the calls sent ahead of need depend on timing), so the two compare
 directly: what a real run loses beyond the bound is CPU. Then, per
 run: calls, each stage's wall time, the enrich stage's and the whole run's throughput against their
-ideals (the run with and without its start-up: Python, imports, the embedded services ready), the
+ideals (the run with and without its start-up: Python, imports, the embedded services ready), at a
+fixed latency the most any schedule of that many calls could reach (a slot serves one call per
+latency, so N calls take at least ceil(N / concurrency) latencies), the
 capacity the enrich stage left unused at the fake (before its slots were first all busy, in between,
 after they were last all busy), the
 CPU of the run's processes, of the fake and of everything else on the machine (sampled from /proc;
@@ -297,6 +299,17 @@ def efficiencies(r: dict, args: argparse.Namespace) -> dict:
             "run": ideal_run / r["wall"] * 100, "run_after_startup": ideal_run / (r["wall"] - r["startup"]) * 100}
 
 
+def fixed_latency_cap(calls: int, args: argparse.Namespace) -> str:
+    """What any schedule of `calls` can reach when every answer takes the same time: a slot serves one
+    call per latency, so some slot serves ceil(calls / concurrency) of them one after the other."""
+    full, rest = divmod(calls, args.concurrency)
+    rounds = full + (rest > 0)
+    floor_s = rounds * args.latency_s
+    return (f"{calls:,} calls = {full} full rounds of {args.concurrency}" + (f" and {rest} more" if rest else "")
+            + f": at least {rounds} x {args.latency_s} s = {floor_s:.2f} s, so at most "
+            f"{calls / (args.concurrency / args.latency_s) / floor_s * 100:.1f}% of ideal for any schedule")
+
+
 def report(r: dict, args: argparse.Namespace) -> None:
     e = efficiencies(r, args)
     print(f"== {r['source']}  (run folder {r['work']}/run)")
@@ -310,6 +323,8 @@ def report(r: dict, args: argparse.Namespace) -> None:
           f"{e['enrich']:.1f}% of ideal (target >= 90%)")
     print(f"  counting kept calls    {r['enrich_calls'] - r['enrich_unused']:,} calls ({r['enrich_unused']} sent ahead of "
           f"need and not used) -> {e['enrich_kept']:.1f}% of ideal")
+    if not args.latency_jitter and r["enrich_calls"]:
+        print("  at a fixed latency     " + fixed_latency_cap(r["enrich_calls"], args))
     if loss := r.get("enrich_losses"):
         print(f"  capacity left unused   {loss['ramp'] + loss['middle'] + loss['tail']:.2f} s at full capacity: "
               f"{loss['ramp']:.2f} s before all slots were first busy (first call at the fake "
