@@ -53,9 +53,6 @@ class Session:
     backlog: int = 0
 
 
-DEFAULT_STREAM_WINDOW = 1024  # the gateway's own default
-
-
 def gateway_backlog(recipe: RecipeBase, embedded_gateway: bool) -> int:
     """The recipe's `gateway_backlog`; unset, half its concurrency when the gateway is the run's own
     (which admits `concurrency` at the provider), none with a gateway of the user's, whose limits we
@@ -118,8 +115,11 @@ def services_config(recipe: RecipeBase, llm: LlmChoice) -> dict[str, Any]:
         return {}
     route = {**llm.route, "deployments": [{"max_concurrency": recipe.concurrency, **d}
                                           for d in llm.route["deployments"]]}
-    # Its stream must let every call the run hands over in (the backlog included).
-    window = max(DEFAULT_STREAM_WINDOW, recipe.concurrency + gateway_backlog(recipe, embedded_gateway=True))
+    from instructforge.generator.settings import GeneratorSettings
+
+    # Its stream must let every call the run hands over in (the backlog included); never below its default.
+    default_window = GeneratorSettings.model_fields["stream_window"].default
+    window = max(default_window, recipe.concurrency + gateway_backlog(recipe, embedded_gateway=True))
     return {"generator": {"models": [route], "stream_window": window}}
 
 

@@ -7,9 +7,9 @@ call (and with it the provider request).
 
 StreamGenerate keeps at most `stream_window` requests of one stream between "read" and "answer
 written" (StreamGenerateBatches the same, counting items, and sends the answers that are ready
-together, up to `BATCH_ANSWERS` a message). When the window is full the handler stops reading, HTTP/2 flow control stops the client,
-and memory stays bounded however fast the client sends; answers go out as they complete, in any
-order, each with its `correlation_id`.
+together, up to `BATCH_ANSWERS` a message). When the window is full the handler stops reading,
+HTTP/2 flow control stops the client, and memory stays bounded however fast the client sends;
+answers go out as they complete, in any order, each with its `correlation_id`.
 """
 
 from __future__ import annotations
