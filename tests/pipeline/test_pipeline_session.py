@@ -85,7 +85,7 @@ async def test_each_service_runs_in_a_child_process_of_its_own_serves_the_run_an
                    IFORGE_AUTH_TOKENS="deployment-token")
         async with open_session(_recipe(tmp_path), run, env) as session:
             assert session.embedded == ("generator", "dedup")
-            assert session.backlog == 3  # half the recipe's concurrency of 7, waiting at the run's own gateway
+            assert session.backlog == 7 // 8  # an eighth of the recipe's concurrency of 7: none
             owners = {name: _listener(address) for name, address in session.endpoints.items()}
             children = [owners["generator"], owners["dedup"]]
             # Two processes: the gateway's event loop never waits on dedup's interpreter lock.
@@ -149,9 +149,9 @@ async def test_the_services_die_with_a_run_killed_by_sigkill(tmp_path):
     assert all(map(_gone, children)), "the embedded services outlived the run"
 
 
-def test_the_gateway_backlog_is_half_the_concurrency_with_the_runs_own_gateway_and_none_with_another():
+def test_the_gateway_backlog_is_an_eighth_of_the_concurrency_with_the_runs_own_gateway_and_none_with_another():
     recipe = _recipe_with(concurrency=64)
-    assert gateway_backlog(recipe, embedded_gateway=True) == 32
+    assert gateway_backlog(recipe, embedded_gateway=True) == 8
     assert gateway_backlog(recipe, embedded_gateway=False) == 0  # its limits are not ours to know
     explicit = _recipe_with(concurrency=64, gateway_backlog=5)
     assert gateway_backlog(explicit, embedded_gateway=True) == gateway_backlog(explicit, embedded_gateway=False) == 5
@@ -170,4 +170,4 @@ def test_the_embedded_gateways_stream_lets_in_the_concurrency_and_the_backlog():
     llm = LlmChoice(model="m", description="test", route={"name": "m", "deployments": [
         {"backend": "openai", "model": "x", "base_url": "http://127.0.0.1:9/v1"}]})
     config = services_config(_recipe_with(concurrency=3000), llm)["generator"]
-    assert config["stream_window"] == 4500 and config["models"][0]["deployments"][0]["max_concurrency"] == 3000
+    assert config["stream_window"] == 3000 + 375 and config["models"][0]["deployments"][0]["max_concurrency"] == 3000

@@ -68,6 +68,10 @@ class Slots:
         self.idle.set()
 
     @property
+    def size(self) -> int:
+        return self._size
+
+    @property
     def taken(self) -> int:
         return self._size - self._free
 

@@ -8,27 +8,27 @@ dropped), and a full node is not asked again (the published loop spun forever on
 
 enrich (§1.7): each node asks for batches of examples until it has `enrich_nums[depth]` new ones.
 A node starts once its parent is done (its demonstrations come from the parent's finished
-examples), its calls go out in waves sized by the yield so far (top-ups with `spare_calls` more;
-while a slot would sit idle, up to `calls_ahead` more), and at most `max_rounds` calls.
-Calls waiting for a slot are served in node order (pre-order), not arrival order; calls sent ahead
-of need after every other, until the rest of their wave is back (then they join the node's next
-wave, in its place). A prompt is built only once its call has a slot.
+examples) and makes at most `max_rounds` calls. One scheduler for the whole stage decides which node
+gets each free call slot (see `enrich_stage`): calls a node surely needs first, then those the yield
+so far says it needs, and only when a slot would otherwise sit idle, up to `calls_ahead` more.
 
 Parallel but deterministic: new node names are registered level by level in tree order, calls are
 named by node and round, and a node keeps its answers in round order up to the round that completes
-its need, whatever order answers arrive in and however many calls went out ahead of it.
+its need, whatever order answers arrive in and however many calls went out beyond need.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import heapq
 import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from instructforge.pipeline.calls import call_priority
+from instructforge.pipeline.calls import CallNotNeeded
 from instructforge.pipeline.context import RunContext, gather_bounded
 from instructforge.pipeline.filters import FilterRules, ensure_boxed
 from instructforge.pipeline.parsers import ParsedExample, parse_examples, parse_subtasks
@@ -149,154 +149,90 @@ class YieldEstimate:
     WEIGHT = 2  # how many answers the fallback counts as
 
     def __init__(self, prior: float):
-        self.prior, self.calls, self.rows = prior, 0, 0
+        self.prior, self.calls, self.rows, self.squares = prior, 0, 0, 0
 
     def seen(self, rows: int) -> None:
-        self.calls, self.rows = self.calls + 1, self.rows + rows
+        self.calls, self.rows, self.squares = self.calls + 1, self.rows + rows, self.squares + rows * rows
 
     def per_call(self, node_calls: int = 0, node_rows: int = 0) -> float:
         stage = (self.rows + self.WEIGHT * self.prior) / (self.calls + self.WEIGHT)
         return max(0.5, (node_rows + self.WEIGHT * stage) / (node_calls + self.WEIGHT))
 
+    def chance_short(self, missing: int, calls: int) -> float:
+        """The chance that `calls` answers bring fewer than `missing` examples, from the mean and spread
+        of the stage's answers so far (a normal approximation; 0 before any answer)."""
+        if missing <= 0 or not self.calls:
+            return 0.0
+        mean = self.rows / self.calls
+        spread = math.sqrt(max(0.0, self.squares / self.calls - mean * mean) * calls)
+        if spread == 0:
+            return float(calls * mean < missing)
+        return 0.5 * (1 + math.erf((missing - 0.5 - calls * mean) / (spread * math.sqrt(2))))
 
-async def enrich_node(ctx: RunContext, recipe: ExploreInstructRecipe, domain: Domain, rules: FilterRules,
-                      node: Node, want: int, pool: list[dict[str, Any]], stats: StageStats,
-                      yields: YieldEstimate, surplus: set[asyncio.Task]) -> int:
-    """Adds at least `want` examples to `node` unless its attempts run out; returns how many it added.
-    Demonstrations come from `pool` (the parent's examples; the node's own for the root).
 
-    Calls are named by round (0, 1, ...). The node keeps the answers of rounds 0..K in round order, K
-    being the first round by which it has `want`: whatever order answers arrive in, and however many
-    calls went out ahead of need, the same rounds give the same examples (calls beyond K are paid but
-    unused, and left in `surplus`). A wave asks for what the yield so far says is missing, and the next
-    wave waits until all of it is back. While the node waits and a call slot would sit idle, it adds up
-    to `calls_ahead` calls beyond that to the wave, behind every other call waiting for a slot, so that
-    a short answer does not cost it another round trip."""
-    cfg = recipe.stages.enrich
-    version = prompts.template_version(domain, extend=False)
-    parent = node.parent or node
-    children = [c.task_name for c in parent.children]
-    peers = [s.task_name for s in parent.siblings]
-    max_rounds = cfg.max_rounds(want)
-    sampling = cfg.sampling or recipe.sampling
-    slots = ctx.call_slots()
-    priority = call_priority.get()
+# Calls beyond need go only to nodes at least this likely to fall short without them.
+MIN_RISK = 0.001
 
-    def prompt_for(r: int) -> str:
-        rng = random.Random(f"{recipe.seed}/enrich/{node.task_name}/{r}")
-        return prompts.enrich_prompt(domain, target=parent.task_name, demos=demos_from(pool, cfg.demonstrations, rng),
-                                     children=children, peers=peers, subtask=node.task_name, reason=node.reason,
-                                     examples=cfg.examples_per_request)
 
-    def finished() -> bool:
-        return added >= want or applied >= max_rounds or len(node.examples) >= cfg.max_example_num
+class NodeFill:
+    """One node's enrich progress. Calls are named by round (0, 1, ...); the node keeps the answers of
+    rounds 0..K in round order, K being the first round by which it has `want`: whatever order answers
+    arrive in, and however many calls went out beyond need, the same rounds give the same examples
+    (calls past K are paid but unused)."""
 
-    async def one(r: int) -> tuple[list[dict[str, str]], StageStats]:
-        """Round `r`'s kept rows, and its counts, held apart until the node knows it keeps the round."""
-        completion = await _call(ctx, lambda: sent.add(r) or prompt_for(r), ctx.key("enrich", node.task_name, r),
-                                 version, sampling, stats, unless=finished)
-        rows, counts = [], StageStats("enrich")
-        for text, finish in completion.samples():
-            parsed = parse_examples(text, finish_reason=finish)
-            counts.drop_all(d.reason for d in parsed.drops)
-            rows += accept(parsed.examples, rules, domain, counts)
-        return rows, counts
+    def __init__(self, index: int, node: Node, want: int, max_rounds: int, max_examples: int):
+        self.index, self.node, self.want, self.max_rounds, self.max_examples = index, node, want, max_rounds, max_examples
+        self.pool: list[dict[str, Any]] = []
+        self.rounds = 0  # rounds asked for so far: the next call is round `rounds`
+        self.in_flight = 0
+        self.sent: set[int] = set()  # rounds whose call went out (a replayed or unsent one did not)
+        self.answered: dict[int, tuple[list[dict[str, str]], StageStats]] = {}  # past `applied`, held apart
+        self.answered_rows = 0
+        self.applied = self.added = 0
+        self.calls = self.rows = 0  # answers seen and the rows in them: the node's own yield
+        self.closed = False
 
-    in_flight: dict[asyncio.Task, int] = {}
-    sent: set[int] = set()  # rounds whose call went out (a replayed or unsent one does not)
-    ahead_of_need: set[int] = set()  # rounds asked for beyond need, queued behind every other call
-    answered: dict[int, tuple[list[dict[str, str]], StageStats]] = {}
-    added = applied = rounds = node_calls = node_rows = 0
+    def finished(self) -> bool:
+        return self.added >= self.want or self.applied >= self.max_rounds or len(self.node.examples) >= self.max_examples
 
-    def launch(r: int, behind_others: bool) -> None:
-        token = call_priority.set((int(behind_others), *priority))
-        try:
-            in_flight[asyncio.ensure_future(one(r))] = r
-        finally:
-            call_priority.reset(token)
-        (ahead_of_need.add if behind_others else ahead_of_need.discard)(r)
+    def missing(self) -> int:
+        """Examples still to come beyond those already answered (in rounds not yet applied)."""
+        return self.want - self.added - self.answered_rows
 
-    def send(count: int, behind_others: bool = False) -> None:
-        nonlocal rounds
-        while count > 0 and rounds < max_rounds:
-            launch(rounds, behind_others)
-            rounds, count = rounds + 1, count - 1
-
-    def still_queued_ahead(r: int) -> bool:
-        return r in ahead_of_need and r not in sent
-
-    def requeue_ahead() -> int:
-        """Calls sent ahead of need that still wait for a slot when the rest of their wave is back become
-        the next wave's first calls, queued in its place: left behind every other call, they would hold
-        the node's next wave back for as long as the whole queue takes. Returns how many."""
-        waiting = [(task, r) for task, r in in_flight.items() if still_queued_ahead(r)]
-        for task, r in waiting:
-            del in_flight[task]
-            task.cancel()  # it has no slot yet, so nothing was sent: the same round is queued again
-            surplus.add(task)
-            launch(r, behind_others=False)
-        return len(waiting)
-
-    try:
-        while not finished():
-            per_call = yields.per_call(node_calls, node_rows)
-            ahead = sum(len(rows) for rows, _ in answered.values())
-            if all(map(still_queued_ahead, in_flight.values())):
-                # The wave is back: ask for what is still missing, at the yield so far.
-                missing = math.ceil((want - added - ahead) / per_call) + (cfg.spare_calls if node_calls else 0)
-                send(missing - requeue_ahead())
-                if not in_flight:
-                    break
-            waits: set[asyncio.Future] = set(in_flight)
-            idle = None
-            if slots is not None and rounds < max_rounds and \
-                    want - added - ahead - per_call * len(in_flight) > -per_call * cfg.calls_ahead:
-                idle = asyncio.ensure_future(slots.idle.wait())
-                waits.add(idle)
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            if idle is not None:
-                if idle in done:
-                    done.discard(idle)
-                    send(1, behind_others=True)  # a slot would sit idle: use it on a likely top-up
-                else:
-                    idle.cancel()
-            for task in done:
-                answered[in_flight.pop(task)] = result = task.result()
-                yields.seen(len(result[0]))
-                node_calls, node_rows = node_calls + 1, node_rows + len(result[0])
-            while applied in answered and not finished():  # in round order, whatever order they arrived in
-                rows, counts = answered.pop(applied)
-                stats.inputs += counts.inputs
-                stats.drops.update(counts.drops)
-                room = cfg.max_example_num - len(node.examples)
-                stats.drop("node_full", max(0, len(rows) - room))
-                node.examples.extend(rows[:room])
-                added += min(len(rows), room)
-                ctx.reporter.advance("enrich", min(len(rows), room))
-                applied += 1
-    finally:
-        surplus.update(in_flight)
-    unused = sum(1 for r in sent if r >= applied)  # paid for, past the rounds the node kept
-    if unused:
-        stats.notes["unused_calls"] = stats.notes.get("unused_calls", 0) + unused
-    if added < want:
-        stats.notes.setdefault("nodes_short_of_examples", []).append(node.task_name)
-    stats.outputs += added
-    return added
+    def calls_for(self, per_call: float, beyond: float = 0.0) -> int:
+        """Calls to add so that those in flight are expected to bring what is missing (plus `beyond` calls)."""
+        if self.finished():
+            return 0
+        wanted = math.ceil(max(0, self.missing()) / per_call + beyond - 1e-9)
+        return max(0, min(wanted - self.in_flight, self.max_rounds - self.rounds))
 
 
 async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree, domain: Domain,
                        rules: FilterRules, stats: StageStats,
                        after_node: Callable[[Node], Awaitable[None]] | None = None) -> DomainTree:
-    """Every node enriched; `after_node` runs on each as soon as its examples are final."""
+    """Every node enriched; `after_node` runs on each as soon as its examples are final.
+
+    One scheduler hands out the call slots, a call at a time and only when a slot is free, so every
+    choice is made with every answer so far. A free slot goes, in this order, to (1) a call a node
+    surely needs (short even if every call in flight brought all `examples_per_request`), (2) a call
+    the yield so far says a node needs (top-ups with `spare_calls` more), both earlier nodes
+    (pre-order) first, (3) while a slot would otherwise sit idle, up to `calls_ahead` calls beyond
+    that, each to the node likeliest to fall short without it (while that chance is above
+    `MIN_RISK`, judged by the spread of the answers so far). Sure calls first keep the provider busy with calls
+    that are never wasted while the answers that size the rest come in; the calls beyond need are
+    spent only at the end of the stage, where a short answer would otherwise cost a round trip with
+    the provider nearly idle."""
     cfg = recipe.stages.enrich
     nums = cfg.enrich_nums or []
     nodes = list(tree.nodes())
-    done = {id(n): asyncio.Event() for n in nodes}
     beyond = [n.task_name for n in nodes if n.depth >= len(nums)]
     if beyond:
         stats.notes["deeper_than_enrich_nums"] = beyond
     ctx.reporter.advance("enrich", 0, total=sum(nums[n.depth] for n in nodes if n.depth < len(nums)))
+    version = prompts.template_version(domain, extend=False)
+    sampling = cfg.sampling or recipe.sampling
+    slots = ctx.call_slots()
+    capacity = slots.size if slots is not None else recipe.concurrency
 
     # Published order: a parent is enriched before its children, whose demonstrations it then
     # supplies. "parent_explored" draws them from what the parent had before enrich instead, so every
@@ -304,31 +240,142 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     wait_for_parent = cfg.demo_pool == "parent_enriched"
     before = {} if wait_for_parent else {id(n): list(n.examples) for n in nodes}
     yields = YieldEstimate(cfg.examples_per_request)
-    surplus: set[asyncio.Task] = set()
+    fills = {}
+    for i, n in enumerate(nodes):
+        want = nums[n.depth] if n.depth < len(nums) else 0
+        fills[id(n)] = NodeFill(i, n, want, cfg.max_rounds(want), cfg.max_example_num)
+    live: list[NodeFill] = []  # started and not finished, in pre-order
+    calls: dict[asyncio.Task, tuple[NodeFill, int]] = {}
+    hooks: set[asyncio.Task] = set()
 
-    async def one(index: int, node: Node) -> None:
-        # Calls waiting for a slot go earlier nodes first: a node's top-up then runs beside later
-        # nodes' first waves instead of queueing behind all of them, so nodes finish one after the
-        # other and only the last few leave their dependent rounds for the end of the stage.
-        call_priority.set((index,))
-        source = node.parent or node
-        if wait_for_parent and node.parent is not None:
-            await done[id(node.parent)].wait()
-        want = nums[node.depth] if node.depth < len(nums) else 0
-        if want:
-            pool = source.examples if wait_for_parent else before[id(source)]
-            await enrich_node(ctx, recipe, domain, rules, node, want, pool, stats, yields, surplus)
-        done[id(node)].set()
+    def prompt_for(fill: NodeFill, r: int) -> str:
+        node = fill.node
+        parent = node.parent or node
+        rng = random.Random(f"{recipe.seed}/enrich/{node.task_name}/{r}")
+        return prompts.enrich_prompt(domain, target=parent.task_name, demos=demos_from(fill.pool, cfg.demonstrations, rng),
+                                     children=[c.task_name for c in parent.children],
+                                     peers=[s.task_name for s in parent.siblings], subtask=node.task_name,
+                                     reason=node.reason, examples=cfg.examples_per_request)
+
+    async def one(fill: NodeFill, r: int) -> tuple[list[dict[str, str]], StageStats]:
+        """Round `r`'s kept rows, and its counts, held apart until the node knows it keeps the round."""
+        completion = await _call(ctx, lambda: fill.sent.add(r) or prompt_for(fill, r),
+                                 ctx.key("enrich", fill.node.task_name, r), version, sampling, stats,
+                                 unless=fill.finished)
+        rows, counts = [], StageStats("enrich")
+        for text, finish in completion.samples():
+            parsed = parse_examples(text, finish_reason=finish)
+            counts.drop_all(d.reason for d in parsed.drops)
+            rows += accept(parsed.examples, rules, domain, counts)
+        return rows, counts
+
+    def start(fill: NodeFill) -> None:
+        source = fill.node.parent or fill.node
+        fill.pool = source.examples if wait_for_parent else before[id(source)]
+        if fill.finished() or fill.max_rounds <= 0:
+            close(fill)
+        else:
+            bisect.insort(live, fill, key=lambda f: f.index)
+
+    def close(fill: NodeFill) -> None:
+        fill.closed = True
+        if fill in live:
+            live.remove(fill)
+        unused = sum(1 for r in fill.sent if r >= fill.applied)  # paid for, past the rounds the node kept
+        if unused:
+            stats.notes["unused_calls"] = stats.notes.get("unused_calls", 0) + unused
+        if fill.added < fill.want:
+            stats.notes.setdefault("nodes_short_of_examples", []).append(fill.node.task_name)
+        stats.outputs += fill.added
         if after_node is not None:
-            await after_node(node)
+            hooks.add(asyncio.ensure_future(after_node(fill.node)))
+        if wait_for_parent:
+            for child in fill.node.children:
+                start(fills[id(child)])
 
-    # Pre-order puts every parent before its children, so waiting on a parent never starves.
+    def launch(fill: NodeFill, count: int, free: int) -> int:
+        count = min(count, free)
+        for _ in range(count):
+            calls[asyncio.ensure_future(one(fill, fill.rounds))] = (fill, fill.rounds)
+            fill.rounds += 1
+            fill.in_flight += 1
+        return free - count
+
+    def hand_out_slots() -> None:
+        free = capacity - len(calls)
+        for fill in live:  # (1) surely needed
+            if free <= 0:
+                return
+            free = launch(fill, fill.calls_for(cfg.examples_per_request), free)
+        for fill in live:  # (2) needed at the yield so far
+            if free <= 0:
+                return
+            spare = cfg.spare_calls if fill.calls else 0
+            free = launch(fill, fill.calls_for(yields.per_call(fill.calls, fill.rows), spare), free)
+        # (3) beyond need: each to the node whose calls in flight are likeliest to leave it short
+        risks = [(-risk, fill.index, fill) for fill in live if (risk := chance_short(fill)) > MIN_RISK]
+        heapq.heapify(risks)
+        while risks and free > 0:
+            _, _, fill = heapq.heappop(risks)
+            free = launch(fill, 1, free)
+            if (risk := chance_short(fill)) > MIN_RISK:
+                heapq.heappush(risks, (-risk, fill.index, fill))
+
+    def chance_short(fill: NodeFill) -> float:
+        """0 for a node at its `calls_ahead` limit."""
+        spare = cfg.spare_calls if fill.calls else 0
+        if not fill.calls_for(yields.per_call(fill.calls, fill.rows), spare + cfg.calls_ahead):
+            return 0.0
+        return yields.chance_short(fill.missing(), fill.in_flight)
+
+    def answered(fill: NodeFill, r: int, result: tuple[list[dict[str, str]], StageStats]) -> None:
+        fill.answered[r] = result
+        fill.answered_rows += len(result[0])
+        yields.seen(len(result[0]))
+        fill.calls, fill.rows = fill.calls + 1, fill.rows + len(result[0])
+        while fill.applied in fill.answered and not fill.finished():  # in round order
+            rows, counts = fill.answered.pop(fill.applied)
+            fill.answered_rows -= len(rows)
+            stats.inputs += counts.inputs
+            stats.drops.update(counts.drops)
+            room = fill.max_examples - len(fill.node.examples)
+            stats.drop("node_full", max(0, len(rows) - room))
+            fill.node.examples.extend(rows[:room])
+            fill.added += min(len(rows), room)
+            ctx.reporter.advance("enrich", min(len(rows), room))
+            fill.applied += 1
+
+    for n in nodes:
+        if n.parent is None or not wait_for_parent:
+            start(fills[id(n)])
     try:
-        await gather_bounded([lambda i=i, n=n: one(i, n) for i, n in enumerate(nodes)], len(nodes))
+        while True:
+            hand_out_slots()
+            for fill in [f for f in live if not f.in_flight and (f.rounds >= f.max_rounds or not calls)]:
+                close(fill)  # attempts spent, nothing more to come
+            if not live and not hooks:
+                break  # calls still out are past need: not waited for
+            done, _ = await asyncio.wait([*calls, *hooks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task in hooks:
+                    hooks.discard(task)
+                    task.result()
+                    continue
+                fill, r = calls.pop(task)
+                fill.in_flight -= 1
+                try:
+                    result = task.result()
+                except CallNotNeeded:
+                    continue
+                if fill.closed:
+                    continue
+                answered(fill, r, result)
+                if fill.finished():
+                    close(fill)
     finally:
-        # Calls a finished node sent ahead of need: unsent ones give way (CallNotNeeded); answers on
-        # their way are not waited for (the gateway still keeps them under their keys).
-        for task in surplus:
+        # Calls a finished node sent beyond need: answers on their way are not waited for (the gateway
+        # still keeps them under their keys).
+        for task in [*calls, *hooks]:
             task.cancel()
-        await asyncio.gather(*surplus, return_exceptions=True)
+        await asyncio.gather(*calls, *hooks, return_exceptions=True)
     return tree

@@ -66,7 +66,8 @@ class RecipeBase(Strict):
         "for a provider slot: when the provider answers a call, the gateway sends the next at once instead of "
         "waiting for the run to turn the answer into its follow-up (hundreds of answers can arrive together). "
         "The embedded gateway lets `concurrency` calls reach the provider at once; a gateway of your own, what "
-        "its deployments allow. Unset: half of `concurrency` with the embedded gateway, 0 with your own")
+        "its deployments allow. Waiting calls are served first come, so a follow-up queued behind them waits "
+        "its turn: keep it short. Unset: an eighth of `concurrency` with the embedded gateway, 0 with your own")
     call_retries: int = Field(3, ge=0, le=20, description="retries of a call that failed transiently")
     retry_backoff_s: float = Field(2.0, ge=0, le=600)
 
@@ -250,11 +251,11 @@ class EnrichConfig(Strict):
         "so that one empty or unparseable answer does not cost the node another round trip, at the price "
         "of calls whose answers may not be needed")
     calls_ahead: float = Field(
-        1.0, ge=0, le=100, description="while a node waits on a wave and a call slot would otherwise sit idle, "
-        "calls it may add to the wave beyond what the yield so far says it needs (they wait behind every "
-        "other call), so that a short answer costs no extra round trip. Each unit costs at most one unused "
-        "call per wave; 0: add only calls the yield so far expects to be needed. The dataset is the same "
-        "whatever the value: a node keeps its answers in round order, up to what it needs")
+        3.0, ge=0, le=100, description="once no node has a call it needs to send and a call slot would otherwise "
+        "sit idle, calls a node may send beyond what the yield so far says it needs (one per node at a time, "
+        "earlier nodes first), so that a short answer costs no extra round trip at the end of the stage. Each "
+        "unit costs at most one unused call per node; 0: only calls the yield so far expects to be needed. The "
+        "dataset is the same whatever the value: a node keeps its answers in round order, up to what it needs")
     demo_pool: Literal["parent_enriched", "parent_explored"] = Field(
         "parent_enriched", description="demonstrations from the parent's enriched examples (published: "
         "children wait for their parent) or from those it had before enrich (all nodes start at once)")

@@ -54,12 +54,13 @@ class Session:
 
 
 def gateway_backlog(recipe: RecipeBase, embedded_gateway: bool) -> int:
-    """The recipe's `gateway_backlog`; unset, half its concurrency when the gateway is the run's own
-    (which admits `concurrency` at the provider), none with a gateway of the user's, whose limits we
-    do not know."""
+    """The recipe's `gateway_backlog`; unset, an eighth of its concurrency when the gateway is the run's
+    own (which admits `concurrency` at the provider), none with a gateway of the user's, whose limits we
+    do not know. An eighth covers the run's turn-around when answers arrive by the hundred; more would
+    make every follow-up queue behind it (in tools/bench/pipeline_bench.py, half of 256 was slower)."""
     if recipe.gateway_backlog is not None:
         return recipe.gateway_backlog
-    return recipe.concurrency // 2 if embedded_gateway else 0
+    return recipe.concurrency // 8 if embedded_gateway else 0
 
 
 def needs_verifier(recipe: RecipeBase) -> bool:
