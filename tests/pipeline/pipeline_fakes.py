@@ -201,3 +201,21 @@ async def run_recipe(folder, recipe: dict | None, llm: FakeLLM, novelty: MemoryN
         return result.records, result
     finally:
         state.close()
+
+
+class VirtualClock(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer whenever nothing is ready to run: code costs
+    no time, only sleeps do: what a schedule costs in waiting, whatever the CPU (the pipeline bench's
+    orchestration bound, and tests of how calls are scheduled)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+
+    def time(self) -> float:
+        return self._now
+
+    def _run_once(self) -> None:
+        if not self._ready and self._scheduled:
+            self._now = max(self._now, self._scheduled[0].when())
+        super()._run_once()

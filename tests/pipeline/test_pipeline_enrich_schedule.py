@@ -7,6 +7,7 @@ import asyncio
 import math
 
 from layout_openai import LayoutOpenAI  # puts tests/generator (fakes.*) on the path
+from pipeline_fakes import VirtualClock
 
 from instructforge.pipeline.context import RunContext
 from instructforge.pipeline.explore_grow import YieldEstimate, enrich_stage, extend_stage
@@ -18,22 +19,6 @@ from instructforge.pipeline.state import RunState
 from instructforge.pipeline.stats import StageStats
 
 LATENCY_S = 0.5
-
-
-class VirtualClock(asyncio.SelectorEventLoop):
-    """Time moves on to the next timer whenever nothing is ready to run: code costs no time."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._now = 0.0
-
-    def time(self) -> float:
-        return self._now
-
-    def _run_once(self) -> None:
-        if not self._ready and self._scheduled:
-            self._now = max(self._now, self._scheduled[0]._when)
-        super()._run_once()
 
 
 class Provider:

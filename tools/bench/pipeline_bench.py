@@ -353,23 +353,6 @@ def report(r: dict, args: argparse.Namespace) -> None:
     print(f"calls at the fake, every 0.25 s: {r['timeline']}")
 
 
-class VirtualClock(asyncio.SelectorEventLoop):
-    """An event loop whose clock jumps to the next timer whenever nothing is ready to run: code costs
-    no time, only sleeps do. The bound the orchestration itself sets, whatever the CPU."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._now = 0.0
-
-    def time(self) -> float:
-        return self._now
-
-    def _run_once(self) -> None:
-        if not self._ready and self._scheduled:
-            self._now = max(self._now, self._scheduled[0].when())
-        super()._run_once()
-
-
 def orchestration_bound(args: argparse.Namespace) -> dict:
     """The run's own extend and enrich code on a `VirtualClock`, answered after `latency` by the fake's
     responder with `concurrency` slots: the stages' wall time with free CPU, and their calls (the same
@@ -377,6 +360,7 @@ def orchestration_bound(args: argparse.Namespace) -> dict:
     sys.path[:0] = [str(ROOT / "tests/pipeline"), str(ROOT / "tests/generator"), str(ROOT / "tests")]
     from fakes.faults import apply_limits
     from layout_openai import LayoutOpenAI
+    from pipeline_fakes import VirtualClock
 
     from instructforge.pipeline.context import RunContext
     from instructforge.pipeline.explore_grow import enrich_stage, extend_stage
