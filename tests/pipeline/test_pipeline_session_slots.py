@@ -1,6 +1,6 @@
-"""How a run's LLM calls share the slots of its gateway: waiting calls go in `call_priority` order, and
-enrich serves earlier nodes first, so one node's dependent rounds do not wait behind every other
-node's first ones."""
+"""How a run's LLM calls share the slots of its gateway: a cancelled waiter gives up its turn, enrich
+serves an earlier node's next round before a later node's first, and a call no longer needed when
+its slot comes goes unsent."""
 
 from __future__ import annotations
 
@@ -9,29 +9,10 @@ import asyncio
 import pytest
 from pipeline_fakes import FakeLLM, enrich_answer, run_recipe
 
-from instructforge.pipeline.calls import CallNotNeeded, JournaledGenerator, Slots, call_priority
+from instructforge.pipeline.calls import CallNotNeeded, JournaledGenerator, Slots
 from instructforge.pipeline.protocols import GenerationRequest
 from instructforge.pipeline.recipe import parse_recipe
 from instructforge.pipeline.state import RunState
-
-
-async def _hold(slots: Slots, name: str, priority: tuple[int, ...], order: list[str], go: asyncio.Event) -> None:
-    call_priority.set(priority)
-    async with slots:
-        order.append(name)
-        await go.wait()
-
-
-async def test_waiting_calls_get_a_slot_lowest_priority_first_then_first_come():
-    slots, order, go = Slots(1), [], asyncio.Event()
-    first = asyncio.create_task(_hold(slots, "first", (5,), order, go))
-    await asyncio.sleep(0)
-    waiting = [asyncio.create_task(_hold(slots, name, priority, order, go))
-               for name, priority in [("late-2", (2,)), ("early", (1,)), ("late-2b", (2,)), ("none", ())]]
-    await asyncio.sleep(0)
-    go.set()
-    await asyncio.gather(first, *waiting)
-    assert order == ["first", "none", "early", "late-2", "late-2b"]
 
 
 async def test_a_cancelled_waiter_gives_up_its_turn_and_a_granted_one_its_slot():
@@ -72,31 +53,6 @@ async def test_enrich_serves_an_earlier_nodes_next_round_before_a_later_nodes_fi
     assert position[nodes[0], 3] < position[nodes[2], 0]
 
 
-async def test_the_idle_flag_is_up_only_while_a_slot_is_free_and_nobody_waits():
-    slots = Slots(2)
-    assert slots.idle.is_set() and slots.try_acquire() and slots.idle.is_set()
-    assert slots.try_acquire() and not slots.idle.is_set() and not slots.try_acquire()
-    waiter = asyncio.create_task(slots.acquire())
-    await asyncio.sleep(0)
-    slots.release()  # straight to the waiter: still nothing free
-    await asyncio.wait_for(waiter, 5)
-    assert not slots.idle.is_set()
-    slots.release()
-    assert slots.idle.is_set() and slots.try_acquire()
-
-
-async def test_with_a_backlog_the_idle_flag_follows_the_providers_slots_not_all_of_them():
-    slots = Slots(4, idle_below=2)  # 2 at the provider, 2 more waiting at the gateway
-    assert slots.try_acquire() and slots.idle.is_set()
-    assert slots.try_acquire() and not slots.idle.is_set()  # the provider's slots are all taken
-    assert slots.try_acquire() and slots.try_acquire() and slots.taken == 4 and not slots.try_acquire()
-    slots.release()
-    slots.release()
-    assert not slots.idle.is_set()  # two still out: the provider is busy
-    slots.release()
-    assert slots.idle.is_set() and slots.taken == 1
-
-
 async def test_a_call_no_longer_needed_goes_unsent_and_prompts_are_built_once_a_call_has_a_slot(tmp_path):
     recipe = parse_recipe({"recipe": "explore_instruct", "name": "ahead", "concurrency": 1})
     state = RunState.create(tmp_path, recipe)
@@ -121,5 +77,5 @@ async def test_a_call_no_longer_needed_goes_unsent_and_prompts_are_built_once_a_
     with pytest.raises(CallNotNeeded):
         await queued
     assert built == ["0"] and list(llm.keys) == ["run/enrich/x/0"]
-    assert journal.slots.idle.is_set()  # the unsent calls gave their slot back
+    assert journal.slots.taken == 0  # the unsent calls gave their slot back
     state.close()

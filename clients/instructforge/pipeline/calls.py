@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import heapq
-import itertools
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -45,74 +42,21 @@ T = TypeVar("T")
 JOURNALED_OUTPUT_CHARS = 2000
 
 
-# The order in which calls waiting for a slot get one: lowest first, then first come. A stage sets it
-# (enrich: earlier nodes first) so one node's dependent rounds are not queued behind every other
-# node's first ones.
-call_priority: ContextVar[tuple[int, ...]] = ContextVar("call_priority", default=())
-
-
 class Slots:
-    """A semaphore whose waiters are served in `call_priority` order rather than arrival order.
+    """The run's LLM call slots: a semaphore, first come first served, that tells how many are taken
+    (the enrich stage sends a call only when one is free, so it never waits with stale knowledge)."""
 
-    `idle` is set while fewer than `idle_below` slots (default: all) are taken and no call waits: with
-    calls queued at the gateway beyond the provider's limit, the provider has a slot to spare only
-    while fewer than that limit are out."""
-
-    def __init__(self, size: int, idle_below: int | None = None):
-        self._size = size
-        self._idle_below = size if idle_below is None else min(idle_below, size)
-        self._free = size
-        self._waiting: list[tuple[tuple[int, ...], int, asyncio.Future[None]]] = []
-        self._arrival = itertools.count()
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def taken(self) -> int:
-        return self._size - self._free
-
-    def try_acquire(self) -> bool:
-        """Takes a slot if one is free and no call waits for it; never waits."""
-        if not self._free or self._waiting:
-            return False
-        self._free -= 1
-        if self.taken >= self._idle_below:
-            self.idle.clear()
-        return True
+    def __init__(self, size: int):
+        self.size, self.taken = size, 0
+        self._semaphore = asyncio.Semaphore(size)
 
     async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def acquire(self) -> None:
-        """Takes a slot, waiting in `call_priority` order when none is free."""
-        if self.try_acquire():
-            return
-        self.idle.clear()
-        granted = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (call_priority.get(), next(self._arrival), granted))
-        try:
-            await granted
-        except asyncio.CancelledError:
-            if granted.done() and not granted.cancelled():
-                self.release()  # granted, then cancelled before it could use the slot
-            raise
+        await self._semaphore.acquire()
+        self.taken += 1
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self.release()
-
-    def release(self) -> None:
-        while self._waiting:
-            granted = heapq.heappop(self._waiting)[2]
-            if not granted.done():
-                granted.set_result(None)
-                return
-        self._free += 1
-        if self.taken < self._idle_below:
-            self.idle.set()
+        self.taken -= 1
+        self._semaphore.release()
 
 
 class CallNotNeeded(Exception):
@@ -146,7 +90,7 @@ class JournaledGenerator:
         """At most `concurrency` + `backlog` calls out at once; the `backlog` wait at the gateway for a
         provider slot (recipe key `gateway_backlog`)."""
         self.inner, self.state = inner, state
-        self.slots = Slots(concurrency + backlog, idle_below=concurrency)
+        self.slots = Slots(concurrency + backlog)
         self._retry = Retrying(retries, backoff_s, sleep)
         self.made = self.replayed = 0
 

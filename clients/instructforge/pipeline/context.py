@@ -72,7 +72,7 @@ class RunContext:
         )
 
     def call_slots(self) -> Slots | None:
-        """The LLM call slots of a journaled generator (None otherwise)."""
+        """The LLM call slots of a journaled generator (None otherwise): how many calls may be out at once."""
         return self.generator.slots if isinstance(self.generator, JournaledGenerator) else None
 
     @property
