@@ -52,6 +52,9 @@ class RunContext:
     reporter: Reporter = field(default_factory=NullReporter)
     model: str = "default"
     stats: list[StageStats] = field(default_factory=list)
+    # Calls a stage sent beyond need and did not wait for: paid all the same, so the run waits for
+    # them before its summary (the journal then counts them) instead of cancelling them.
+    settling: set[asyncio.Future] = field(default_factory=set)
 
     @classmethod
     def journaled(cls, state: RunState, generator: Generator, novelty: NoveltyFilter,
@@ -70,6 +73,14 @@ class RunContext:
             reporter=reporter or NullReporter(),
             model=model or recipe.model or "default",
         )
+
+    async def settle(self, *, cancel: bool = False) -> None:
+        """Waits for the calls in `settling` (cancels them first with `cancel`, when the run failed)."""
+        if cancel:
+            for task in self.settling:
+                task.cancel()
+        await asyncio.gather(*self.settling, return_exceptions=True)
+        self.settling.clear()
 
     def call_slots(self) -> Slots | None:
         """The LLM call slots of a journaled generator (None otherwise): how many calls may be out at once."""

@@ -354,7 +354,11 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             for fill in [f for f in live if not f.in_flight and (f.rounds >= f.max_rounds or not calls)]:
                 close(fill)  # attempts spent, nothing more to come
             if not live and not hooks:
-                break  # calls still out are past need: not waited for
+                # Calls still out are past need: the stage does not wait for them, the run does
+                # (they are paid, so it journals them before its summary).
+                ctx.settling.update(calls)
+                calls.clear()
+                break
             done, _ = await asyncio.wait([*calls, *hooks], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task in hooks:
@@ -372,9 +376,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
                 answered(fill, r, result)
                 if fill.finished():
                     close(fill)
-    finally:
-        # Calls a finished node sent beyond need: answers on their way are not waited for (the gateway
-        # still keeps them under their keys).
+    finally:  # only after a failure: what is still out is cancelled
         for task in [*calls, *hooks]:
             task.cancel()
         await asyncio.gather(*calls, *hooks, return_exceptions=True)

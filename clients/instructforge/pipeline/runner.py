@@ -40,7 +40,12 @@ async def execute(state: RunState, generator: Generator, novelty: NoveltyFilter,
     ctx = RunContext.journaled(state, generator, novelty, similarity, verifier=verifier, reporter=reporter,
                                model=model, backlog=backlog)
     runner = run_self_instruct if state.recipe.recipe == "self_instruct" else run_explore_instruct
-    records = await runner(ctx)
+    try:
+        records = await runner(ctx)
+    except BaseException:
+        await ctx.settle(cancel=True)
+        raise
+    await ctx.settle()  # calls sent beyond need are paid: journaled before the summary counts them
     summary = summarize(state, len(records))
     (state.folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     write_report(state, summary)
