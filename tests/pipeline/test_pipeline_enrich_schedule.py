@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import math
 
+import pytest
 from layout_openai import LayoutOpenAI  # puts tests/generator (fakes.*) on the path
 from pipeline_fakes import VirtualClock
 
 from instructforge.pipeline.context import RunContext
-from instructforge.pipeline.explore_grow import YieldEstimate, enrich_stage, extend_stage
+from instructforge.pipeline.explore_grow import MIN_RISK, YieldEstimate, enrich_stage, extend_stage
 from instructforge.pipeline.explore_instruct import initial_tree, resolve_domain
 from instructforge.pipeline.filters import get_rules
 from instructforge.pipeline.protocols import Completion, FinishReason
@@ -82,3 +83,17 @@ def test_calls_beyond_need_go_only_where_a_short_answer_is_possible():
     for rows in (0, 10, 8, 10, 0, 10):
         yields.seen(rows)
     assert 0.01 < yields.chance_short(15, 3) < yields.chance_short(15, 2) < 0.5 < yields.chance_short(30, 2)
+
+
+def test_empty_answers_in_a_row_count_as_the_risk_they_are():
+    # A sixth of the answers bring nothing (off the layout), the rest exactly 10 rows. A node missing
+    # 2 rows with 3 calls out falls short only if all 3 come back empty: (1/6)^3 = 0.46%, above
+    # MIN_RISK, so it is worth a call beyond need at the end of the stage. A normal approximation of
+    # the sum (mean 8.3, 3 calls ~ 25 +- 6.5 rows) put it near 1e-4 and sent none.
+    yields = YieldEstimate(10)
+    for i in range(60):
+        yields.seen(0 if i % 6 == 0 else 10)
+    assert yields.chance_short(2, 3) == pytest.approx((1 / 6) ** 3, rel=0.01)
+    assert yields.chance_short(2, 3) > MIN_RISK > yields.chance_short(2, 5)
+    assert yields.chance_short(15, 2) == pytest.approx(1 - (5 / 6) ** 2, rel=0.01)  # one empty of two is short
+

@@ -149,25 +149,44 @@ class YieldEstimate:
     WEIGHT = 2  # how many answers the fallback counts as
 
     def __init__(self, prior: float):
-        self.prior, self.calls, self.rows, self.squares = prior, 0, 0, 0
+        self.prior, self.calls, self.rows = prior, 0, 0
+        self.empty = 0  # answers that brought nothing (cut off, off the layout, every item filtered)
+        self.squares = 0  # of the rows of the answers that brought some
 
     def seen(self, rows: int) -> None:
         self.calls, self.rows, self.squares = self.calls + 1, self.rows + rows, self.squares + rows * rows
+        self.empty += rows == 0
 
     def per_call(self, node_calls: int = 0, node_rows: int = 0) -> float:
         stage = (self.rows + self.WEIGHT * self.prior) / (self.calls + self.WEIGHT)
         return max(0.5, (node_rows + self.WEIGHT * stage) / (node_calls + self.WEIGHT))
 
     def chance_short(self, missing: int, calls: int) -> float:
-        """The chance that `calls` answers bring fewer than `missing` examples, from the mean and spread
-        of the stage's answers so far (a normal approximation; 0 before any answer)."""
+        """The chance that `calls` answers bring fewer than `missing` examples (0 before any answer).
+
+        Why not a normal approximation of the sum: answers are often empty outright (a reply off the
+        layout brings nothing), and several empty ones in a row are far likelier than the normal tail
+        says; that is how a node falls short on its last round trip. So: each answer is empty at the
+        stage's empty rate, and the others spread around their own mean (normal, by their count)."""
         if missing <= 0 or not self.calls:
             return 0.0
-        mean = self.rows / self.calls
-        spread = math.sqrt(max(0.0, self.squares / self.calls - mean * mean) * calls)
-        if spread == 0:
-            return float(calls * mean < missing)
-        return 0.5 * (1 + math.erf((missing - 0.5 - calls * mean) / (spread * math.sqrt(2))))
+        empty = self.empty / self.calls
+        some = self.calls - self.empty
+        mean = self.rows / some if some else 0.0
+        spread = math.sqrt(max(0.0, self.squares / some - mean * mean)) if some else 0.0
+        chance = 0.0
+        for full in range(calls + 1):  # answers that brought some: binomial
+            weight = math.comb(calls, full) * empty ** (calls - full) * (1 - empty) ** full
+            if weight:
+                chance += weight * _below(missing - 0.5, full * mean, spread * math.sqrt(full))
+        return min(1.0, chance)
+
+
+def _below(limit: float, mean: float, spread: float) -> float:
+    """P(X < limit) for X normal(mean, spread); a step where there is no spread."""
+    if spread == 0:
+        return float(mean < limit)
+    return 0.5 * (1 + math.erf((limit - mean) / (spread * math.sqrt(2))))
 
 
 # Calls beyond need go only to nodes at least this likely to fall short without them.
@@ -218,10 +237,10 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     the yield so far says a node needs (top-ups with `spare_calls` more), both earlier nodes
     (pre-order) first, (3) while a slot would otherwise sit idle, up to `calls_ahead` calls beyond
     that, each to the node likeliest to fall short without it (while that chance is above
-    `MIN_RISK`, judged by the spread of the answers so far). Sure calls first keep the provider busy with calls
-    that are never wasted while the answers that size the rest come in; the calls beyond need are
-    spent only at the end of the stage, where a short answer would otherwise cost a round trip with
-    the provider nearly idle."""
+    `MIN_RISK`, judged by how often answers so far came back empty and how the rest spread). Sure
+    calls first keep the provider busy with calls that are never wasted while the answers that size
+    the rest come in; the calls beyond need are spent only at the end of the stage, where a short
+    answer would otherwise cost a round trip with the provider nearly idle."""
     cfg = recipe.stages.enrich
     nums = cfg.enrich_nums or []
     nodes = list(tree.nodes())
