@@ -252,10 +252,11 @@ class EnrichConfig(Strict):
         "of calls whose answers may not be needed")
     calls_ahead: float = Field(
         3.0, ge=0, le=100, description="once no node has a call it needs to send and a call slot would otherwise "
-        "sit idle, calls a node may send beyond what the yield so far says it needs (one per node at a time, "
-        "earlier nodes first), so that a short answer costs no extra round trip at the end of the stage. Each "
-        "unit costs at most one unused call per node; 0: only calls the yield so far expects to be needed. The "
-        "dataset is the same whatever the value: a node keeps its answers in round order, up to what it needs")
+        "sit idle, calls a node may send beyond what the yield so far says it needs (one at a time, each to the "
+        "node likeliest to fall short without it, while that chance is above 0.1%), so that a short answer "
+        "costs no extra round trip at the end of the stage. Each unit costs at most one unused call per node; "
+        "0: only calls the yield so far expects to be needed. The dataset is the same whatever the value: a "
+        "node keeps its answers in round order, up to what it needs")
     demo_pool: Literal["parent_enriched", "parent_explored"] = Field(
         "parent_enriched", description="demonstrations from the parent's enriched examples (published: "
         "children wait for their parent) or from those it had before enrich (all nodes start at once)")
