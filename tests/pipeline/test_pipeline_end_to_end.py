@@ -48,9 +48,9 @@ def _env(fake: LayoutOpenAI) -> dict[str, str]:
     return env
 
 
-async def _iforge(fake: LayoutOpenAI, *args: str) -> asyncio.subprocess.Process:
+async def _iforge(fake: LayoutOpenAI, *args: str, **env: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "instructforge.cli.main", *args, env=_env(fake),
+        sys.executable, "-m", "instructforge.cli.main", *args, env={**_env(fake), **env},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -85,6 +85,24 @@ async def test_an_explore_run_makes_a_dataset_report_and_exports(tmp_path):
     assert export_code == 0
     alpaca = json.loads(Path(exported.strip().splitlines()[0]).read_text())
     assert [r["instruction"] for r in alpaca] == [r["instruction"] for r in records]
+
+
+async def test_a_provider_refusing_the_key_stops_the_run_with_why_and_resume_finishes_it(tmp_path):
+    recipe = tmp_path / "explore.yaml"
+    recipe.write_text(EXPLORE.format(subtasks=2, per_node=10, sample=12))
+    run = tmp_path / "run"
+    async with LayoutOpenAI(api_key="sk-right") as fake:
+        code, out = await _finish(await _iforge(fake, "run", str(recipe), "--run-dir", str(run),
+                                                IFORGE_LLM_API_KEY="sk-wrong"))
+        assert code == 2 and "Traceback" not in out, out
+        assert "the provider rejected the gateway's API key" in out and f"iforge resume {run}" in out
+        status_code, status = await _finish(await _iforge(fake, "status", str(run), "--json"))
+        assert status_code == 0
+        assert json.loads(status)["usage"]["failed"] == 0  # no call recorded as rejected: a resume makes them
+        code, out = await _finish(await _iforge(fake, "resume", str(run), IFORGE_LLM_API_KEY="sk-right"))
+    assert code == 0, out
+    assert len(_dataset(run)) == 12
+    assert "call_rejected" not in json.loads((run / "summary.json").read_text())["drops"]
 
 
 async def test_a_self_instruct_run_keeps_only_novel_instructions(tmp_path):

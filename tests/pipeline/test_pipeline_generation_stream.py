@@ -8,9 +8,16 @@ import pytest
 
 from generator.fakes.faults import FaultPlan
 from generator.fakes.openai_server import FakeOpenAI
-from instructforge.client import GeneratorClient
-from instructforge.pipeline.bindings import GatewayGenerator
-from instructforge.pipeline.protocols import GenerationRequest, PermanentError, Sampling, TransientError
+from instructforge.client import ApiError, GeneratorClient
+from instructforge.pipeline.bindings import GatewayGenerator, generate_request
+from instructforge.pipeline.generation_stream import GenerationStream
+from instructforge.pipeline.protocols import (
+    GenerationRequest,
+    PermanentError,
+    RunRefused,
+    Sampling,
+    TransientError,
+)
 
 
 async def gateway(start_service, url: str, port: int = 0, **settings):
@@ -52,6 +59,35 @@ async def test_a_bad_item_fails_alone_and_permanently(start_service):
             again = await generator.generate(ask(3))  # the stream carries on after failed items
             assert again.texts[0].endswith("to question 3: alpha beta gamma delta epsilon zeta eta theta")
             await generator.aclose()
+
+
+async def test_a_gateway_that_refuses_the_token_refuses_the_run_with_its_reason_not_each_call(start_service):
+    async with FakeOpenAI() as fake:
+        running = await gateway(start_service, fake.url, auth_tokens=["right-token"])
+        async with GeneratorClient.connect(f"127.0.0.1:{running.port}", token="wrong-token") as client:
+            generator = GatewayGenerator(client, stream=True)
+            failures = await asyncio.gather(*(generator.generate(ask(i)) for i in range(50)), return_exceptions=True)
+            for failure in failures:  # not one PermanentError (a drop each), nor grpc's local INTERNAL
+                assert isinstance(failure, RunRefused), failure
+                assert "UNAUTHENTICATED" in str(failure) and "bearer token" in str(failure)
+            assert len(fake.log) == 0
+            await generator.aclose()
+
+
+async def test_a_stream_ended_by_anything_but_a_refusal_fails_its_calls_as_temporary(start_service):
+    # The gateway refuses this stream as it starts; the requests sent meanwhile fail locally, and grpc
+    # may report that as INTERNAL in place of the gateway's status. Neither judged a request.
+    async with FakeOpenAI() as fake:
+        running = await gateway(start_service, fake.url, auth_tokens=["right-token"])
+        async with GeneratorClient.connect(f"127.0.0.1:{running.port}", token="wrong-token") as client:
+            stream = GenerationStream(client)
+            request = generate_request(ask(0))
+            failures = await asyncio.gather(*(stream.call(request, 10, f"call {i}") for i in range(50)),
+                                            return_exceptions=True)
+            for failure in failures:
+                assert isinstance(failure, TransientError) or (
+                    isinstance(failure, ApiError) and failure.refuses_caller), failure
+            await stream.close()
 
 
 async def test_a_lost_stream_fails_what_waits_on_it_as_temporary_and_the_next_call_opens_a_new_one(

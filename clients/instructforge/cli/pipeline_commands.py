@@ -46,6 +46,7 @@ def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
 async def _execute(state) -> int:
     from instructforge.pipeline import runner
     from instructforge.pipeline.calls import RunInterrupted
+    from instructforge.pipeline.protocols import RunRefused
     from instructforge.pipeline.report.progress import print_summary, progress_for
     from instructforge.pipeline.session import open_session
 
@@ -60,6 +61,10 @@ async def _execute(state) -> int:
     except RunInterrupted as stopped:
         return _error(f"{stopped}\nthe run's state is saved; carry on with: iforge resume {state.folder}",
                       EXIT_RESUMABLE)
+    except RunRefused as refused:
+        return _error(f"{refused}\nthe run stopped with nothing recorded as failed; once this is fixed (the "
+                      f"IFORGE_TOKEN, the recipe's model, the provider's key), carry on with: "
+                      f"iforge resume {state.folder}")
     print_summary(result.summary)
     print(f"dataset: {state.folder / 'dataset.jsonl'}; report: {state.folder / 'report.html'}")
     return 0

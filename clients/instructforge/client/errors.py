@@ -69,6 +69,12 @@ class ApiError(Exception):
         """True when retrying later may succeed; permanent errors fail the same way every time."""
         return self.code in TEMPORARY_CODES
 
+    @property
+    def refuses_caller(self) -> bool:
+        """True when the server refused the caller rather than the request (a wrong or missing token,
+        no permission): no other request with the same credentials will fare better."""
+        return self.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> ApiError:
         """The subclass for the call's code, filled from its rich status when the server sent one."""

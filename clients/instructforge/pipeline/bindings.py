@@ -6,13 +6,16 @@ clients, so a stage never sees gRPC (nor protobuf, except the verify stage, whic
 verifier's `v1` requests itself). Errors are sorted the way the run needs them: what may succeed
 later (unavailable, rate limited, deadline) becomes `TransientError`, so the run stops resumable
 after its bounded retries; what never will (bad request, content policy) becomes `PermanentError`,
-recorded as a drop.
+recorded as a drop; a refusal of the run itself (token, permission, a model nobody serves) becomes
+`RunRefused`, which stops the run resumable without recording anything as a drop.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+
+import grpc
 
 from instructforge.client import ApiError, DedupClient, GeneratorClient, VerifierClient
 from instructforge.dedup.v1 import dedup_pb2 as dd
@@ -27,6 +30,7 @@ from instructforge.pipeline.protocols import (
     NoveltyItem,
     NoveltyVerdict,
     PermanentError,
+    RunRefused,
     Scope,
     Similarity,
     TransientError,
@@ -48,8 +52,17 @@ _DROP_REASON = {
 }
 
 
+# The gateway serves no such model, or its provider knows no such model: the recipe or the route is wrong.
+UNSERVED_MODEL_REASONS = frozenset({"MODEL_NOT_FOUND", "PROVIDER_MODEL_NOT_FOUND"})
+
+
 def _sorted_error(error: ApiError, what: str) -> Exception:
-    kind = TransientError if error.temporary else PermanentError
+    """Refusals of the caller (token, permission; a provider refusing the gateway's key is one too), a
+    service without the method, and a model nobody serves stop the run: no other call would fare better."""
+    if error.refuses_caller or error.code is grpc.StatusCode.UNIMPLEMENTED or error.reason in UNSERVED_MODEL_REASONS:
+        kind: type[Exception] = RunRefused
+    else:
+        kind = TransientError if error.temporary else PermanentError
     reason = f" ({error.reason})" if error.reason else ""
     return kind(f"{what}: {error.code.name}{reason}: {error.message}")
 
@@ -81,6 +94,7 @@ class GatewayGenerator:
         self._client = client
         self._streaming = stream
         self._stream: GenerationStream | None = None
+        self._opening: asyncio.Future[GenerationStream] | None = None  # shared by the calls that find none open
         self._batches = True  # until the gateway says it has no StreamGenerateBatches
 
     async def generate(self, request: GenerationRequest) -> Completion:
@@ -105,15 +119,32 @@ class GatewayGenerator:
         """Over the open stream, else a new one; a call that met a gateway without StreamGenerateBatches
         goes again at once over StreamGenerate (it was never answered, so nothing is paid twice)."""
         while True:
-            if self._stream is None or self._stream.closed:
-                self._stream = GenerationStream(self._client, batches=self._batches)
             stream = self._stream
+            if stream is None or stream.closed:
+                if self._opening is None or self._opening.done():
+                    self._opening = asyncio.ensure_future(self._open())
+                stream = await asyncio.shield(self._opening)
             try:
                 return await stream.call(message, self._client.timeout, what)
             except TransientError:
                 if not stream.batches_unsupported:
                     raise
                 self._batches = False
+
+    async def _open(self) -> GenerationStream:
+        """A new stream, once the gateway has admitted this client on a unary call.
+
+        Why ask first: a gateway that refuses a stream call (a wrong token) ends it at once, and a
+        request the client is still sending then fails locally; grpc reports that as INTERNAL in place
+        of the gateway's UNAUTHENTICATED. A unary call has no such race, so the run learns the real
+        reason (`RunRefused`). A gateway without ListModels is let through: the stream will tell."""
+        try:
+            await self._client.list_models(gen.ListModelsRequest(page_size=1))
+        except ApiError as error:
+            if error.refuses_caller or error.temporary:
+                raise _sorted_error(error, "the generator gateway") from None
+        self._stream = GenerationStream(self._client, batches=self._batches)
+        return self._stream
 
     async def aclose(self) -> None:
         if self._stream is not None:

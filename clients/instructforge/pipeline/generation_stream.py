@@ -13,8 +13,9 @@ then says so (`batches_unsupported`), and `GatewayGenerator` sends its calls aga
 
 One stream at a time. Each generation gets a correlation id and a future; a reader task settles the
 futures as answers arrive, in any order. An item the gateway fails comes back as its own
-`StreamError` and fails alone. A broken stream (the gateway restarted, the connection dropped)
-fails every generation still waiting on it as temporary, which the run retries on a fresh stream;
+`StreamError` and fails alone. A broken stream (the gateway restarted, the connection dropped, any
+status but a refusal of the caller) fails every generation still waiting on it as temporary, which
+the run retries on a fresh stream;
 the gateway's idempotency keys make such a retry free when the first attempt was answered after all.
 """
 
@@ -110,8 +111,11 @@ class GenerationStream:
         except ApiError as error:
             if error.code == grpc.StatusCode.UNIMPLEMENTED and self.batches:
                 self.batches_unsupported = True
-            failure = error if not error.temporary and not self.batches_unsupported else \
-                TransientError(f"the generation stream broke: {error}")
+            # The stream's own status judges none of the requests on it: only a refusal of the caller
+            # is final. Anything else (the gateway went away, or grpc's local INTERNAL for a request
+            # still being sent as the call ended) leaves them to be sent again.
+            final = error.refuses_caller or (error.code == grpc.StatusCode.UNIMPLEMENTED and not self.batches)
+            failure = error if final else TransientError(f"the generation stream broke: {error}")
         except asyncio.CancelledError:
             failure = TransientError("the generation stream was closed")
             raise

@@ -91,6 +91,14 @@ class PermanentError(GenerationError):
     """This request will never succeed (rejected prompt, content policy): recorded and counted as a drop."""
 
 
+class RunRefused(GenerationError):
+    """A service refused the run, not one request: a wrong or missing token, no permission, a model the
+    gateway does not serve, a provider key the provider rejects. No call can succeed until that is
+    fixed, so the run stops at once, records no call as rejected, and `iforge resume` carries on after
+    the fix (were each call a drop, the run would end "finished" with nothing, and a resume would
+    replay the drops)."""
+
+
 @runtime_checkable
 class Generator(Protocol):
     async def generate(self, request: GenerationRequest) -> Completion: ...
