@@ -9,8 +9,16 @@ import pytest
 from rouge_score import rouge_scorer
 
 from instructforge.client import DedupClient
-from instructforge.pipeline.bindings import DedupSimilarityScorer
-from instructforge.pipeline.protocols import PermanentError, Similarity, SimilarityScorer, TransientError
+from instructforge.pipeline.bindings import DedupNoveltyFilter, DedupSimilarityScorer
+from instructforge.pipeline.protocols import (
+    CollectionSpec,
+    NoveltyItem,
+    PermanentError,
+    RunRefused,
+    Similarity,
+    SimilarityScorer,
+    TransientError,
+)
 
 REFERENCE = "Write a haiku about autumn leaves."
 CANDIDATES = [REFERENCE, "Compose a haiku about leaves falling in autumn.", "List the planets of the solar system.",
@@ -51,6 +59,17 @@ async def test_a_rejected_request_is_permanent(dedup):
         await scorer.similarity(REFERENCE, ["anything"])
     with pytest.raises(PermanentError, match=r"candidates\[1\]"):
         await DedupSimilarityScorer(dedup, semantic=False).similarity(REFERENCE, ["ok", "x" * 70_000])
+
+
+async def test_a_token_the_service_refuses_refuses_the_run_not_one_request(start_service):
+    running = await start_service("dedup", auth_tokens=["right-token"])
+    async with DedupClient.connect(f"127.0.0.1:{running.port}", token="wrong-token") as client:
+        with pytest.raises(RunRefused, match="UNAUTHENTICATED.*bearer token"):
+            await DedupSimilarityScorer(client, semantic=False).similarity(REFERENCE, ["anything"])
+        with pytest.raises(RunRefused, match="UNAUTHENTICATED"):
+            await DedupNoveltyFilter(client).ensure_collection("seeds", CollectionSpec())
+        with pytest.raises(RunRefused, match="UNAUTHENTICATED"):
+            await DedupNoveltyFilter(client).check_and_insert("seeds", [NoveltyItem("id-1", "hello")], request_id="r/1")
 
 
 async def test_an_unreachable_service_is_transient_and_nothing_to_score_calls_nothing():
