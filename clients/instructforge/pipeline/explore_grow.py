@@ -329,8 +329,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         for fill in live:  # (2) needed at the yield so far
             if free <= 0:
                 return
-            spare = cfg.spare_calls if fill.calls else 0
-            free = launch(fill, fill.calls_for(yields.per_call(fill.calls, fill.rows), spare), free)
+            free = launch(fill, calls_at_yield(fill), free)
         # (3) beyond need: each to the node whose calls in flight are likeliest to leave it short
         risks = [(-risk, fill.index, fill) for fill in live if (risk := chance_short(fill)) > MIN_RISK]
         heapq.heapify(risks)
@@ -340,10 +339,14 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             if (risk := chance_short(fill)) > MIN_RISK:
                 heapq.heappush(risks, (-risk, fill.index, fill))
 
+    def calls_at_yield(fill: NodeFill, beyond: float = 0.0) -> int:
+        """Calls the node's yield so far says it still needs (top-ups with `spare_calls` more), plus `beyond`."""
+        spare = cfg.spare_calls if fill.calls else 0
+        return fill.calls_for(yields.per_call(fill.calls, fill.rows), spare + beyond)
+
     def chance_short(fill: NodeFill) -> float:
         """0 for a node at its `calls_ahead` limit."""
-        spare = cfg.spare_calls if fill.calls else 0
-        if not fill.calls_for(yields.per_call(fill.calls, fill.rows), spare + cfg.calls_ahead):
+        if not calls_at_yield(fill, cfg.calls_ahead):
             return 0.0
         return yields.chance_short(fill.missing(), fill.in_flight)
 
