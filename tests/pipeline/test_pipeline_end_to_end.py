@@ -15,6 +15,7 @@ import pytest
 from layout_openai import UNRELATED_INSTRUCTION, LayoutOpenAI, self_consistent
 from rouge_score import rouge_scorer
 
+from generator.fakes.faults import FaultPlan
 from instructforge.pipeline.state import RunState
 
 EXPLORE = """recipe: explore_instruct
@@ -100,6 +101,27 @@ async def test_a_provider_refusing_the_key_stops_the_run_with_why_and_resume_fin
         assert status_code == 0
         assert json.loads(status)["usage"]["failed"] == 0  # no call recorded as rejected: a resume makes them
         code, out = await _finish(await _iforge(fake, "resume", str(run), IFORGE_LLM_API_KEY="sk-right"))
+    assert code == 0, out
+    assert len(_dataset(run)) == 12
+    assert "call_rejected" not in json.loads((run / "summary.json").read_text())["drops"]
+
+
+async def test_a_provider_rejecting_every_call_stops_the_run_with_its_message_and_resume_finishes_it(tmp_path):
+    """Before: every call a `call_rejected` drop, and the run "finished" with the root's seed examples."""
+    recipe = tmp_path / "explore.yaml"
+    recipe.write_text(EXPLORE.format(subtasks=2, per_node=10, sample=12))
+    run = tmp_path / "run"
+    async with LayoutOpenAI(faults=FaultPlan(1.0, ("context_length",))) as fake:
+        code, out = await _finish(await _iforge(fake, "run", str(recipe), "--run-dir", str(run)))
+        assert code == 2 and "Traceback" not in out, out
+        assert "the last 10 LLM calls were all rejected" in out and "maximum context length is 4097" in out
+        assert "start a new run" in out and f"iforge resume {run}" in out
+        assert len(fake.log.calls) == 10
+        status_code, status = await _finish(await _iforge(fake, "status", str(run), "--json"))
+        assert status_code == 0
+        assert json.loads(status)["usage"]["failed"] == 0  # the rejections are not recorded: a resume asks again
+        fake.faults = FaultPlan()  # the provider side is fixed
+        code, out = await _finish(await _iforge(fake, "resume", str(run)))
     assert code == 0, out
     assert len(_dataset(run)) == 12
     assert "call_rejected" not in json.loads((run / "summary.json").read_text())["drops"]

@@ -7,6 +7,7 @@ from pipeline_fakes import FakeLLM, MemoryNovelty
 
 from instructforge.pipeline.calls import JournaledGenerator, JournaledNovelty, RunInterrupted
 from instructforge.pipeline.protocols import (
+    CallsRejected,
     CollectionSpec,
     Completion,
     FinishReason,
@@ -96,6 +97,70 @@ async def test_permanent_failures_are_journaled_and_not_retried(tmp_path):
         with pytest.raises(PermanentError):
             await journaled.generate(request("r1/s/a/0"))
     assert llm.keys == {"r1/s/a/0": 1} and state.get_call("r1/s/a/0") is None
+
+
+async def test_a_streak_of_rejections_stops_the_run_and_the_journal_forgets_it(tmp_path):
+    state = RunState.create(tmp_path, RECIPE, run_id="r1")
+    llm = FakeLLM(script=lambda r: "answer", reject=lambda r: "/bad/" in r.idempotency_key)
+    journaled = JournaledGenerator(llm, state, rejections_to_stop=3)
+    await journaled.generate(request("r1/s/good/0"))
+    for i in range(2):
+        with pytest.raises(PermanentError):
+            await journaled.generate(request(f"r1/s/bad/{i}"))
+    assert state.get_call("r1/s/bad/1") is None  # a drop, as long as the streak is short
+    with pytest.raises(CallsRejected, match="the last 3 LLM calls were all rejected.*rejected by the fake"):
+        await journaled.generate(request("r1/s/bad/2"))
+    assert [state.get_call(f"r1/s/bad/{i}") for i in range(3)] == [False] * 3  # a resume asks again
+    assert state.get_call("r1/s/good/0") is not False
+    with pytest.raises(CallsRejected):  # the calls still out when the run stops
+        await journaled.generate(request("r1/s/bad/3"))
+
+
+async def test_rejections_between_accepted_calls_stay_drops(tmp_path):
+    state = RunState.create(tmp_path, RECIPE, run_id="r1")
+    llm = FakeLLM(script=lambda r: "answer", reject=lambda r: "/bad/" in r.idempotency_key)
+    journaled = JournaledGenerator(llm, state, rejections_to_stop=3)
+    for i in range(4):
+        for j in range(2):
+            with pytest.raises(PermanentError):
+                await journaled.generate(request(f"r1/s/bad/{i}-{j}"))
+        await journaled.generate(request(f"r1/s/good/{i}"))
+    assert all(state.get_call(f"r1/s/bad/{i}-{j}") is None for i in range(4) for j in range(2))
+    never = JournaledGenerator(llm, state, rejections_to_stop=0)
+    for i in range(5):
+        with pytest.raises(PermanentError):
+            await never.generate(request(f"r1/s/bad/x{i}"))
+
+
+async def test_rejections_replayed_on_resume_count_towards_the_streak(tmp_path):
+    """A run killed during a streak: its journaled rejections and the new ones make one streak, and
+    all of them are forgotten when it stops the run."""
+    state = RunState.create(tmp_path, RECIPE, run_id="r1")
+    llm = FakeLLM(reject=lambda r: True)
+    for i in range(2):
+        with pytest.raises(PermanentError):
+            await JournaledGenerator(llm, state, rejections_to_stop=3).generate(request(f"r1/s/bad/{i}"))
+    resumed = JournaledGenerator(llm, RunState.open(tmp_path), rejections_to_stop=3)
+    with pytest.raises(PermanentError):
+        await resumed.generate(request("r1/s/bad/0"))  # replayed
+    with pytest.raises(PermanentError):
+        await resumed.generate(request("r1/s/bad/1"))  # replayed
+    with pytest.raises(CallsRejected):
+        await resumed.generate(request("r1/s/bad/2"))
+    assert [state.get_call(f"r1/s/bad/{i}") for i in range(3)] == [False] * 3
+    assert llm.keys == {"r1/s/bad/0": 1, "r1/s/bad/1": 1, "r1/s/bad/2": 1}
+
+
+async def test_rejections_of_a_finished_stage_stay_recorded_when_a_streak_stops_the_run(tmp_path):
+    state = RunState.create(tmp_path, RECIPE, run_id="r1")
+    journaled = JournaledGenerator(FakeLLM(reject=lambda r: True), state, rejections_to_stop=2)
+    with pytest.raises(PermanentError):
+        await journaled.generate(request("r1/first/a/0"))
+    state.mark_started("first")
+    state.mark_done("first", StageStats("first"))
+    with pytest.raises(CallsRejected):
+        await journaled.generate(request("r1/second/a/0"))
+    assert state.get_call("r1/first/a/0") is None and state.get_call("r1/second/a/0") is False
 
 
 class Flaky:

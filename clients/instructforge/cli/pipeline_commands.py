@@ -46,7 +46,7 @@ def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
 async def _execute(state) -> int:
     from instructforge.pipeline import runner
     from instructforge.pipeline.calls import RunInterrupted
-    from instructforge.pipeline.protocols import RunRefused
+    from instructforge.pipeline.protocols import CallsRejected, RunRefused
     from instructforge.pipeline.report.progress import print_summary, progress_for
     from instructforge.pipeline.session import open_session
 
@@ -61,6 +61,11 @@ async def _execute(state) -> int:
     except RunInterrupted as stopped:
         return _error(f"{stopped}\nthe run's state is saved; carry on with: iforge resume {state.folder}",
                       EXIT_RESUMABLE)
+    except CallsRejected as rejected:
+        return _error(f"{rejected}\nthe run stopped with these rejections not recorded. If the recipe causes "
+                      f"them (a prompt over the model's context, a setting the model refuses), fix it and start "
+                      f"a new run; if the gateway or the provider does (its route, a quota), fix that and carry "
+                      f"on with: iforge resume {state.folder}")
     except RunRefused as refused:
         return _error(f"{refused}\nthe run stopped with nothing recorded as failed; once this is fixed (the "
                       f"IFORGE_TOKEN, the recipe's model, the provider's key), carry on with: "

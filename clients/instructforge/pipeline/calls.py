@@ -14,9 +14,10 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from instructforge.pipeline.protocols import (
+    CallsRejected,
     CodeExecutor,
     CollectionSpec,
     Completion,
@@ -86,13 +87,18 @@ class Retrying:
 
 class JournaledGenerator:
     def __init__(self, inner: Generator, state: RunState, *, concurrency: int = 64, backlog: int = 0,
-                 retries: int = 3, backoff_s: float = 2.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 retries: int = 3, backoff_s: float = 2.0, rejections_to_stop: int = 0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         """At most `concurrency` + `backlog` calls out at once; the `backlog` wait at the gateway for a
-        provider slot (recipe key `gateway_backlog`)."""
+        provider slot (recipe key `gateway_backlog`). `rejections_to_stop` rejected calls in a row, none
+        accepted in between, stop the run (`CallsRejected`; 0: never)."""
         self.inner, self.state = inner, state
         self.slots = Slots(concurrency + backlog)
         self._retry = Retrying(retries, backoff_s, sleep)
         self.made = self.replayed = 0
+        self.rejections_to_stop = rejections_to_stop
+        self._streak: list[str] = []  # keys of the calls rejected since the last one accepted
+        self._stopped: CallsRejected | None = None
 
     async def generate(self, request: GenerationRequest, *, unless: Callable[[], bool] | None = None,
                        prompt: Callable[[], str | tuple] | None = None) -> Completion:
@@ -107,9 +113,10 @@ class JournaledGenerator:
         stored = self.state.get_call(key)
         if stored is None:
             self.replayed += 1
-            raise PermanentError(f"{key}: rejected in an earlier attempt of this run")
+            self._rejected(key, PermanentError(f"{key}: rejected in an earlier attempt of this run"))
         if stored is not False:
             self.replayed += 1
+            self._streak.clear()
             return stored
 
         async def once() -> Completion:
@@ -122,10 +129,26 @@ class JournaledGenerator:
             completion = await self._retry.run(f"LLM call {key}", once)
         except PermanentError as e:
             self.state.put_call(key, None, error=str(e) or type(e).__name__)
-            raise
+            self._rejected(key, e)
         self.state.put_call(key, completion)
         self.made += 1
+        self._streak.clear()
         return completion
+
+    def _rejected(self, key: str, error: PermanentError) -> NoReturn:
+        """Re-raises the rejection for the stage to count as a drop, unless it makes `rejections_to_stop`
+        in a row: then the run stops, and the journal forgets the streak's rejections (those of stages
+        not yet done), so that `iforge resume` asks again."""
+        if self._stopped is not None:
+            raise self._stopped from error
+        self._streak.append(key)
+        if not self.rejections_to_stop or len(self._streak) < self.rejections_to_stop:
+            raise error
+        self.state.forget_calls([k for k in self._streak if self.state.stage_done(self.state.stage_of(k)) is None])
+        self._stopped = CallsRejected(
+            f"the last {len(self._streak)} LLM calls were all rejected, none accepted in between "
+            f"(recipe key rejections_to_stop); the last one: {error}")
+        raise self._stopped from error
 
 
 class JournaledNovelty:

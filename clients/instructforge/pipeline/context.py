@@ -66,7 +66,8 @@ class RunContext:
         bounds = {"retries": recipe.call_retries, "backoff_s": recipe.retry_backoff_s}
         return cls(
             state=state,
-            generator=JournaledGenerator(generator, state, concurrency=recipe.concurrency, backlog=backlog, **bounds),
+            generator=JournaledGenerator(generator, state, concurrency=recipe.concurrency, backlog=backlog,
+                                         rejections_to_stop=recipe.rejections_to_stop, **bounds),
             novelty=JournaledNovelty(novelty, state, **bounds),
             similarity=JournaledSimilarity(similarity, state, "similarity", **bounds) if similarity else None,
             verifier=JournaledExecutor(verifier, state, **bounds) if verifier else None,

@@ -99,6 +99,13 @@ class RunRefused(GenerationError):
     replay the drops)."""
 
 
+class CallsRejected(RunRefused):
+    """Every LLM call for a while was rejected, none accepted in between: a rejection that every call
+    shares (a prompt longer than the model's context, a setting the model refuses, a used-up quota) is
+    the recipe's, the gateway's or the account's doing, not each record's. The run stops and forgets
+    those rejections, so that `iforge resume` asks again once the cause is fixed."""
+
+
 @runtime_checkable
 class Generator(Protocol):
     async def generate(self, request: GenerationRequest) -> Completion: ...

@@ -68,6 +68,11 @@ class RecipeBase(Strict):
         "The embedded gateway lets `concurrency` calls reach the provider at once; a gateway of your own, what "
         "its deployments allow. Waiting calls are served first come, so a follow-up queued behind them waits "
         "its turn: keep it short. Unset: an eighth of `concurrency` with the embedded gateway, 0 with your own")
+    rejections_to_stop: int = Field(
+        10, ge=0, le=100_000, description="the run stops (resumable) once this many LLM calls in a row were "
+        "rejected, none accepted in between: a rejection every call shares (a prompt over the model's context, "
+        "a setting the model refuses, a used-up quota) would otherwise turn the whole run into drops. Those "
+        "rejections are not recorded, so a resume asks again. 0: never stop; each rejection is a drop")
     call_retries: int = Field(3, ge=0, le=20, description="retries of a call that failed transiently")
     retry_backoff_s: float = Field(2.0, ge=0, le=600)
 

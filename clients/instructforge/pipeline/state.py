@@ -133,6 +133,11 @@ class RunState:
                 (key, self.stage_of(key), json.dumps(c.texts), json.dumps([str(r) for r in c.finish_reasons]),
                  c.prompt_tokens, c.completion_tokens, c.cost_usd, int(c.cache_hit), c.model, error, time.time()))
 
+    def forget_calls(self, keys: Iterable[str]) -> None:
+        """Drop calls from the journal: a resumed run makes them again."""
+        with self._db:
+            self._db.executemany("DELETE FROM calls WHERE key = ?", [(k,) for k in keys])
+
     def get_answer(self, key: str) -> Any:
         """A journaled non-LLM answer (dedup verdicts, similarity scores) as stored JSON, or None."""
         row = self._db.execute("SELECT body FROM answers WHERE key = ?", (key,)).fetchone()
