@@ -97,6 +97,7 @@ async def test_a_provider_refusing_the_key_stops_the_run_with_why_and_resume_fin
                                                 IFORGE_LLM_API_KEY="sk-wrong"))
         assert code == 2 and "Traceback" not in out, out
         assert "the provider rejected the gateway's API key" in out and f"iforge resume {run}" in out
+        assert "the provider's key: the embedded gateway reads it from IFORGE_LLM_API_KEY" in out
         status_code, status = await _finish(await _iforge(fake, "status", str(run), "--json"))
         assert status_code == 0
         assert json.loads(status)["usage"]["failed"] == 0  # no call recorded as rejected: a resume makes them

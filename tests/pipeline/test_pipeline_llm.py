@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from instructforge.pipeline.llm import DEFAULT_LOCAL_MODEL, EMBEDDED_MODEL_NAME, NoLlmAvailable, select_llm
+from instructforge.pipeline.llm import (
+    DEFAULT_LOCAL_MODEL,
+    EMBEDDED_MODEL_NAME,
+    NoLlmAvailable,
+    key_source,
+    select_llm,
+)
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_HOME": "/nonexistent-hf-home"}
 
@@ -77,3 +83,15 @@ def test_online_without_a_provider_falls_back_to_the_default_local_model():
 def test_half_configured_choices_say_what_is_missing(model, env, fragment):
     with pytest.raises(NoLlmAvailable, match=fragment):
         select_llm(model, env, gateway_is_remote=False)
+
+
+def test_a_refused_key_is_traced_to_where_it_comes_from():
+    def source(env, remote=False, model=None):
+        return key_source(select_llm(model, {**env, **OFFLINE}, gateway_is_remote=remote))
+
+    assert source({"OPENAI_API_KEY": "k"}) == "the embedded gateway reads it from OPENAI_API_KEY"
+    assert source({"ANTHROPIC_API_KEY": "k"}) == "the embedded gateway reads it from ANTHROPIC_API_KEY"
+    url = {"IFORGE_LLM_BASE_URL": "http://127.0.0.1:9/v1", "IFORGE_LLM_MODEL": "m"}
+    assert source({**url, "IFORGE_LLM_API_KEY": "k"}) == "the embedded gateway reads it from IFORGE_LLM_API_KEY"
+    assert source(url) == "the embedded gateway sends none: set IFORGE_LLM_API_KEY"
+    assert source({}, remote=True, model="m") == "your gateway's configuration holds it"

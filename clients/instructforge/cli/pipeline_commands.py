@@ -46,12 +46,15 @@ def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
 async def _execute(state) -> int:
     from instructforge.pipeline import runner
     from instructforge.pipeline.calls import RunInterrupted
+    from instructforge.pipeline.llm import key_source
     from instructforge.pipeline.protocols import CallsRejected, RunRefused
     from instructforge.pipeline.report.progress import print_summary, progress_for
     from instructforge.pipeline.session import open_session
 
+    llm = None
     try:
         async with open_session(state.recipe, state.folder) as session:
+            llm = session.llm
             embedded = f" (embedded: {', '.join(session.embedded)})" if session.embedded else ""
             print(f"run {state.run_id} in {state.folder}; LLM: {session.llm.description}{embedded}", flush=True)
             with progress_for() as progress:
@@ -67,8 +70,9 @@ async def _execute(state) -> int:
                       f"a new run; if the gateway or the provider does (its route, a quota), fix that and carry "
                       f"on with: iforge resume {state.folder}")
     except RunRefused as refused:
+        key = f": {key_source(llm)}" if llm is not None else ""
         return _error(f"{refused}\nthe run stopped with nothing recorded as failed; once this is fixed (the "
-                      f"IFORGE_TOKEN, the recipe's model, the provider's key), carry on with: "
+                      f"IFORGE_TOKEN, the recipe's model, the provider's key{key}), carry on with: "
                       f"iforge resume {state.folder}")
     print_summary(result.summary)
     print(f"dataset: {state.folder / 'dataset.jsonl'}; report: {state.folder / 'report.html'}")

@@ -53,6 +53,16 @@ class LlmChoice:
     description: str
 
 
+def key_source(llm: LlmChoice) -> str:
+    """Where the provider key of the run's LLM comes from, for a message about a key the provider refused."""
+    if llm.route is None:
+        return "your gateway's configuration holds it"
+    names = sorted({d["api_key_env"] for d in llm.route["deployments"] if d.get("api_key_env")})
+    if names:
+        return "the embedded gateway reads it from " + " or ".join(names)
+    return "the embedded gateway sends none: set IFORGE_LLM_API_KEY"
+
+
 def _route(backend: str, model: str, **deployment: Any) -> dict[str, Any]:
     return {"name": EMBEDDED_MODEL_NAME, "deployments": [{"backend": backend, "model": model, **deployment}]}
 
