@@ -32,6 +32,9 @@ fake every 0.25 s.
     python tools/bench/pipeline_bench.py --source /tmp/base --source . --repeat 3
                                          # source trees side by side, interleaved (noisy machines)
     python tools/bench/pipeline_bench.py --bound-only [--bound-cpu-ms 2]     # the bound alone, in seconds
+    python tools/bench/pipeline_bench.py --bound-only --bound-seeds 8 [--bound-cpu-ms 1]
+                                         # the bound over recipe seeds 1..8 and its mean: judge a
+                                         # scheduler change without the machine's noise
     python tools/bench/pipeline_bench.py --latency-jitter 0.2  # latencies of 400-600 ms (same mean)
 """
 
@@ -40,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import resource
@@ -107,13 +111,15 @@ asyncio.run(main())
 '''
 
 
-def recipe_text(examples: int, concurrency: int) -> str:
+def recipe_text(examples: int, concurrency: int, seed: int | None = None) -> str:
     # Two levels of 12 subtasks (1 + 12 + 144 nodes); enrich the leaves to reach `examples` after
-    # the near-duplicate filter and the sampler.
+    # the near-duplicate filter and the sampler. `seed`: the recipe's (default 42), which draws the
+    # demonstrations, so the prompts and with them which answers come back bad.
     per_leaf = max(20, round(examples * 1.3 / 144 / 10) * 10)
+    seed_line = f"seed: {seed}\n" if seed is not None else ""
     return f"""recipe: explore_instruct
 name: bench-explore
-concurrency: {concurrency}
+{seed_line}concurrency: {concurrency}
 domain:
   preset: custom
   name: Packing lists
@@ -353,7 +359,7 @@ def report(r: dict, args: argparse.Namespace) -> None:
     print(f"calls at the fake, every 0.25 s: {r['timeline']}")
 
 
-def orchestration_bound(args: argparse.Namespace) -> dict:
+def orchestration_bound(args: argparse.Namespace, seed: int | None = None) -> dict:
     """The run's own extend and enrich code on a `VirtualClock`, answered after `latency` by the fake's
     responder with `concurrency` slots: the stages' wall time with free CPU, and their calls (the same
     calls as a real run's, since answers depend only on prompt and seed)."""
@@ -395,7 +401,7 @@ def orchestration_bound(args: argparse.Namespace) -> dict:
 
     async def stages() -> dict:
         work = Path(tempfile.mkdtemp(prefix="pipeline-bound-"))
-        (work / "recipe.yaml").write_text(recipe_text(args.examples, args.concurrency))
+        (work / "recipe.yaml").write_text(recipe_text(args.examples, args.concurrency, seed))
         recipe = load_recipe(work / "recipe.yaml")
         state = RunState.create(work / "run", recipe)
         # The calls the embedded gateway would hold beyond the provider's slots wait on Model's slots
@@ -419,10 +425,33 @@ def orchestration_bound(args: argparse.Namespace) -> dict:
         shutil.rmtree(work)
         return {"extend_wall": t1 - t0, "extend_calls": extend.calls, "enrich_wall": t2 - t1,
                 "enrich_calls": enrich.calls, "enrich_examples": enrich.outputs,
+                "enrich_unused": enrich.notes.get("unused_calls", 0),
                 "timeline": [sum(1 for a, b in spans if a <= t < b) for t in _ticks(t1, t2)]}
 
     with asyncio.Runner(loop_factory=VirtualClock) as runner:
         return runner.run(stages())
+
+
+def print_bound_over_seeds(args: argparse.Namespace) -> int:
+    """The enrich bound for recipe seeds 1..N: its wall time against the round trips its kept calls
+    need at the least (ceil(kept / concurrency)), which no schedule beats; the rest is the schedule's."""
+    rate = args.concurrency / args.latency_s
+    cpu = f"{args.bound_cpu_ms:g} ms of one core per call" if args.bound_cpu_ms else "free CPU"
+    print(f"orchestration bound over recipe seeds 1..{args.bound_seeds}, with {cpu} (virtual clock)")
+    walls, shares, beyond = [], [], 0
+    for seed in range(1, args.bound_seeds + 1):
+        b = orchestration_bound(args, seed)
+        kept = b["enrich_calls"] - b["enrich_unused"]
+        least = math.ceil(kept / args.concurrency) * args.latency_s
+        share = b["enrich_calls"] / rate / b["enrich_wall"] * 100
+        walls.append(b["enrich_wall"])
+        shares.append(share)
+        beyond += b["enrich_wall"] > least + args.latency_s / 2
+        print(f"  seed {seed:>3}: enrich {b['enrich_calls']:,} calls ({kept:,} kept: at least {least:.1f} s) in "
+              f"{b['enrich_wall']:.2f} s -> {share:.1f}% of ideal")
+    print(f"  mean {statistics.mean(walls):.3f} s, {statistics.mean(shares):.1f}% of ideal; {beyond} of "
+          f"{args.bound_seeds} seeds took a round trip more than their kept calls need")
+    return 0
 
 
 def _ticks(start: float, end: float, step: float = 0.25) -> list[float]:
@@ -450,7 +479,13 @@ def main() -> int:
                              "(default 0: free CPU)")
     parser.add_argument("--bound-only", action="store_true",
                         help="print only the orchestration bound (virtual clock, no processes, seconds to run)")
+    parser.add_argument("--bound-seeds", type=int, default=0,
+                        help="with --bound-only: the bound for recipe seeds 1..N (each draws other prompts, so other "
+                             "answers come back bad), and their mean: a scheduler change judged without noise")
     args = parser.parse_args()
+
+    if args.bound_only and args.bound_seeds:
+        return print_bound_over_seeds(args)
 
     if args.bound_only:
         bound = orchestration_bound(args)
