@@ -363,7 +363,8 @@ def orchestration_bound(args: argparse.Namespace, seed: int | None = None) -> di
     """The run's own extend and enrich code on a `VirtualClock`, answered after `latency` by the fake's
     responder with `concurrency` slots: the stages' wall time with free CPU, and their calls (the same
     calls as a real run's, since answers depend only on prompt and seed)."""
-    sys.path[:0] = [str(ROOT / "tests/pipeline"), str(ROOT / "tests/generator"), str(ROOT / "tests")]
+    fakes = [str(ROOT / "tests/pipeline"), str(ROOT / "tests/generator"), str(ROOT / "tests")]
+    sys.path[:0] = [path for path in fakes if path not in sys.path]  # once, however many seeds
     from fakes.faults import apply_limits
     from layout_openai import LayoutOpenAI
     from pipeline_fakes import VirtualClock
@@ -436,8 +437,7 @@ def print_bound_over_seeds(args: argparse.Namespace) -> int:
     """The enrich bound for recipe seeds 1..N: its wall time against the round trips its kept calls
     need at the least (ceil(kept / concurrency)), which no schedule beats; the rest is the schedule's."""
     rate = args.concurrency / args.latency_s
-    cpu = f"{args.bound_cpu_ms:g} ms of one core per call" if args.bound_cpu_ms else "free CPU"
-    print(f"orchestration bound over recipe seeds 1..{args.bound_seeds}, with {cpu} (virtual clock)")
+    print(f"orchestration bound over recipe seeds 1..{args.bound_seeds}, with {_bound_cpu(args)} (virtual clock)")
     walls, shares, beyond = [], [], 0
     for seed in range(1, args.bound_seeds + 1):
         b = orchestration_bound(args, seed)
@@ -452,6 +452,10 @@ def print_bound_over_seeds(args: argparse.Namespace) -> int:
     print(f"  mean {statistics.mean(walls):.3f} s, {statistics.mean(shares):.1f}% of ideal; {beyond} of "
           f"{args.bound_seeds} seeds took a round trip more than their kept calls need")
     return 0
+
+
+def _bound_cpu(args: argparse.Namespace) -> str:
+    return f"{args.bound_cpu_ms:g} ms of one core per call" if args.bound_cpu_ms else "free CPU"
 
 
 def _ticks(start: float, end: float, step: float = 0.25) -> list[float]:
@@ -490,8 +494,7 @@ def main() -> int:
     if args.bound_only:
         bound = orchestration_bound(args)
         rate = args.concurrency / args.latency_s
-        cpu = f"{args.bound_cpu_ms:g} ms of one core per call" if args.bound_cpu_ms else "free CPU"
-        print(f"orchestration bound      with {cpu} (virtual clock): extend {bound['extend_wall']:.2f} s "
+        print(f"orchestration bound      with {_bound_cpu(args)} (virtual clock): extend {bound['extend_wall']:.2f} s "
               f"({bound['extend_calls']} calls), enrich {bound['enrich_calls']:,} calls in {bound['enrich_wall']:.2f} s "
               f"-> {bound['enrich_calls'] / rate / bound['enrich_wall'] * 100:.1f}% of ideal")
         print(f"  calls in flight every 0.25 s: {' '.join(map(str, bound['timeline']))}")

@@ -330,6 +330,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             if free <= 0:
                 return
             free = launch(fill, calls_at_yield(fill), free)
+        if free <= 0:  # the last top-up took the last slot: no risk to weigh
+            return
         # (3) beyond need: each to the node whose calls in flight are likeliest to leave it short
         risks = [(-risk, fill.index, fill) for fill in live if (risk := chance_short(fill)) > MIN_RISK]
         heapq.heapify(risks)
