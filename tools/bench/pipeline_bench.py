@@ -59,6 +59,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SERVICE_ROLES = ("gateway", "dedup", "services")  # the embedded services' processes (see ProcessWatch)
 
 FAKE = r'''
 import asyncio, json, resource, sys, time
@@ -139,8 +140,9 @@ stages:
 class ProcessWatch(threading.Thread):
     """Samples the run's processes, the fake's and the whole machine's CPU from /proc every 0.1 s.
 
-    Roles: `pipeline` (the `iforge run` process), `services` (its descendants running `iforge up`),
-    `fake`, and `machine` (every core's busy time, whoever used it). A process's last sample is
+    Roles: `pipeline` (the `iforge run` process), `gateway` and `dedup` (its descendants running
+    `iforge up` for those services; `services` for any other), `fake`, and `machine` (every core's
+    busy time, whoever used it). A process's last sample is
     taken up to 0.1 s before it exits, so its total is a slight undercount; the bench takes the run's
     total from getrusage and gives the pipeline process what the services did not use.
     """
@@ -181,8 +183,7 @@ class ProcessWatch(threading.Thread):
                 continue
             hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
             known = self.seen.get(pid)  # an exiting process has no command line or memory left to read
-            role = known["role"] if known else ("pipeline" if pid == self.root else "fake" if pid == self.fake
-                                                else "services" if b"up" in cmdline else "other")
+            role = known["role"] if known else self._role(pid, cmdline)
             self.seen[pid] = {"role": role, "cpu": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
                               "rss_mib": max(hwm / 1024, known["rss_mib"] if known else 0.0)}
         cpu = {"machine": self._machine_busy()}
@@ -190,14 +191,22 @@ class ProcessWatch(threading.Thread):
             cpu[p["role"]] = cpu.get(p["role"], 0.0) + p["cpu"]
         self.series.append((now, cpu))
 
+    def _role(self, pid: int, cmdline: list[bytes]) -> str:
+        if pid in (self.root, self.fake):
+            return "pipeline" if pid == self.root else "fake"
+        if b"up" not in cmdline:
+            return "other"
+        return {b"generator": "gateway", b"dedup": "dedup"}.get(next(
+            (cmdline[i + 1] for i, arg in enumerate(cmdline[:-1]) if arg == b"--services"), b""), "services")
+
     @staticmethod
     def _machine_busy() -> float:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS  # all but idle and iowait
 
-    def by_role(self, role: str) -> tuple[float, float]:
-        """CPU seconds and peak RSS (MiB, each process's peak, summed) of the processes in `role`."""
-        found = [p for p in self.seen.values() if p["role"] == role]
+    def by_role(self, *roles: str) -> tuple[float, float]:
+        """CPU seconds and peak RSS (MiB, each process's peak, summed) of the processes in `roles`."""
+        found = [p for p in self.seen.values() if p["role"] in roles]
         return sum(p["cpu"] for p in found), sum(p["rss_mib"] for p in found)
 
     def between(self, start: float, end: float) -> dict[str, float]:
@@ -248,7 +257,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
         first_started, last_finished = db.execute("SELECT MIN(started), MAX(finished) FROM stages").fetchone()
         window = db.execute("SELECT started, finished FROM stages WHERE name = 'enrich'").fetchone()
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    services_cpu, services_rss = watch.by_role("services")
+    services_cpu, services_rss = watch.by_role(*SERVICE_ROLES)
     _, pipeline_rss = watch.by_role("pipeline")
     stages = {s["name"]: s for s in summary["stages"]}
     enrich = stages.get("enrich", {})
@@ -348,10 +357,10 @@ def report(r: dict, args: argparse.Namespace) -> None:
           f"the fake model {r['fake_cpu']:.2f} s")
     c, n = r["enrich_cpu"], r["enrich_calls"]
     if c and n:
-        others = c["machine"] - c.get("pipeline", 0) - c.get("services", 0) - c.get("fake", 0)
-        per_call = {role: c.get(role, 0.0) / n * 1000 for role in ("pipeline", "services", "fake")}
-        print(f"enrich CPU per call      pipeline {per_call['pipeline']:.2f} ms, embedded services "
-              f"{per_call['services']:.2f} ms, the fake model {per_call['fake']:.2f} ms: "
+        others = c["machine"] - sum(c.get(role, 0) for role in ("pipeline", *SERVICE_ROLES, "fake"))
+        per_call = {role: c.get(role, 0.0) / n * 1000 for role in ("pipeline", *SERVICE_ROLES, "fake")}
+        print(f"enrich CPU per call      pipeline {per_call['pipeline']:.2f} ms, embedded gateway "
+              f"{per_call['gateway']:.2f} ms, dedup {per_call['dedup']:.2f} ms, the fake model {per_call['fake']:.2f} ms: "
               f"{sum(per_call.values()):.2f} ms (the ideal pace needs {sum(per_call.values()) * e['rate'] / 1000:.2f} "
               f"cores); other processes used {others / c['seconds']:.2f} of the machine's {os.cpu_count()} cores")
     print(f"client peak memory       pipeline {r['pipeline_rss']:,.0f} MiB, embedded services "
