@@ -10,7 +10,8 @@ enrich (§1.7): each node asks for batches of examples until it has `enrich_nums
 A node starts once its parent is done (its demonstrations come from the parent's finished
 examples) and makes at most `max_rounds` calls. One scheduler for the whole stage decides which node
 gets each free call slot (see `enrich_stage`): calls a node surely needs first, then those the yield
-so far says it needs, and only when a slot would otherwise sit idle, up to `calls_ahead` more.
+so far says it needs (the likeliest to fall short first), and only when a slot would otherwise sit
+idle, up to `calls_ahead` more.
 
 Parallel but deterministic: new node names are registered level by level in tree order, calls are
 named by node and round, and a node keeps its answers in round order up to the round that completes
@@ -233,14 +234,17 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
 
     One scheduler hands out the call slots, a call at a time and only when a slot is free, so every
     choice is made with every answer so far. A free slot goes, in this order, to (1) a call a node
-    surely needs (short even if every call in flight brought all `examples_per_request`), (2) a call
-    the yield so far says a node needs (top-ups with `spare_calls` more), both earlier nodes
-    (pre-order) first, (3) while a slot would otherwise sit idle, up to `calls_ahead` calls beyond
-    that, each to the node likeliest to fall short without it (while that chance is above
-    `MIN_RISK`, judged by how often answers so far came back empty and how the rest spread). Sure
+    surely needs (short even if every call in flight brought all `examples_per_request`), earlier
+    nodes (pre-order) first, (2) a call the yield so far says a node needs (top-ups with
+    `spare_calls` more), (3) while a slot would otherwise sit idle, up to `calls_ahead` calls beyond
+    that; (2) and (3) to the node likeliest to fall short first (judged by how often answers so far
+    came back empty and how the rest spread; (3) only while that chance is above `MIN_RISK`). Sure
     calls first keep the provider busy with calls that are never wasted while the answers that size
     the rest come in; the calls beyond need are spent only at the end of the stage, where a short
-    answer would otherwise cost a round trip with the provider nearly idle."""
+    answer would otherwise cost a round trip with the provider nearly idle. Only sure calls may wait
+    at the gateway beyond the provider's slots (`gateway_backlog`): at the end of the stage a call
+    queued there is answered a round trip late, and so is every top-up the last answers ask for
+    behind it."""
     cfg = recipe.stages.enrich
     nums = cfg.enrich_nums or []
     nodes = list(tree.nodes())
@@ -252,6 +256,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     sampling = cfg.sampling or recipe.sampling
     slots = ctx.call_slots()
     capacity = slots.size if slots is not None else recipe.concurrency
+    provider_slots = min(capacity, recipe.concurrency)  # the rest wait at the gateway (gateway_backlog)
 
     # Published order: a parent is enriched before its children, whose demonstrations it then
     # supplies. "parent_explored" draws them from what the parent had before enrich instead, so every
@@ -326,7 +331,16 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             if free <= 0:
                 return
             free = launch(fill, fill.calls_for(cfg.examples_per_request), free)
-        for fill in live:  # (2) needed at the yield so far
+        # Only surely needed calls wait at the gateway for a provider slot: one that waits there when
+        # a round trip's last answers are in is answered a round trip late, and so is every call
+        # sent after it, however needed.
+        free = min(free, provider_slots - len(calls))
+        if free <= 0:
+            return
+        # (2) needed at the yield so far, the node likeliest to fall short first
+        wanting = [(-yields.chance_short(fill.missing(), fill.in_flight), fill.index, fill)
+                   for fill in live if calls_at_yield(fill)]
+        for _, _, fill in sorted(wanting, key=lambda w: w[:2]):
             if free <= 0:
                 return
             free = launch(fill, calls_at_yield(fill), free)
