@@ -6,6 +6,7 @@ import pytest
 
 from instructforge.dedup.collection import Item, content_id
 from instructforge.dedup.config import PARTITION, CollectionConfig, LexicalConfig, SemanticConfig
+from instructforge.dedup.tokenize import Vocabulary
 from instructforge.runtime.errors import AlreadyExists, InvalidArgument, NotFound
 
 from .reference import novelty_filter, rouge_l
@@ -34,6 +35,31 @@ def test_partition_scope_within_one_batch(manager):
     assert [v.kept for v in manager.check_and_insert("tree", items)] == [True, True, False]
     expected = novelty_filter([i.text for i in items], partitions=["a", "b", "a"], scope_all=False)
     assert expected == [True, True, False]
+
+
+def test_a_batch_in_a_new_partition_scans_no_other_partition(manager):
+    # Explore-Instruct's filter sends each tree node once, in a partition of its own: nothing stored
+    # can match it, so judging it walks no posting list of the index (only its own items' pairs).
+    manager.create("tree", CollectionConfig(default_scope=PARTITION))
+    node = [Item(f"{POEM[:-1]} number {k}.", partition="node-1") for k in range(6)]
+    manager.check_and_insert("tree", node)
+    stats = manager.get("tree").lexical.stats
+    alone = stats.postings_scanned  # node-1 against itself, the index empty
+    again = manager.check_and_insert("tree", [Item(i.text, partition="node-2") for i in node])
+    assert [v.kept for v in again] == [True, False, False, False, False, False]  # as for node-1
+    assert stats.postings_scanned - alone == alone  # node-1's postings were not walked
+    both = manager.check_and_insert("tree", [Item(POEM2, partition="node-1"), Item(POEM2, partition="node-9")])
+    assert [v.kept for v in both] == [False, True]  # a stored partition is still looked into
+
+
+def test_a_kept_item_is_tokenized_once(manager, monkeypatch):
+    manager.create("tree", CollectionConfig(default_scope=PARTITION))
+    seen = []
+    encode = Vocabulary.encode
+    monkeypatch.setattr(Vocabulary, "encode", lambda vocab, text: seen.append(text) or encode(vocab, text))
+    items = [Item(POEM, partition="a"), Item(TOPIC, partition="a")]
+    assert all(v.kept for v in manager.check_and_insert("tree", items))
+    assert sorted(seen) == sorted([POEM, TOPIC])  # judged and stored from one tokenization
 
 
 def test_references_count_as_kept_but_are_not_entries(manager):

@@ -57,6 +57,9 @@ class InsertRecord:
     seq: int = 0
     request_id: str = ""
     results: list = field(default_factory=list)  # compact results of the call (see compact())
+    # The items' token sequences when the judge that made the record encoded them under the same
+    # write lock (not logged): applying it then does not tokenize every item a second time.
+    seqs: list | None = field(default=None, compare=False, repr=False)
 
 
 class Collection:
@@ -174,12 +177,16 @@ class Collection:
             items, parts, lengths, self.rules, scope_all,
             lambda j: self._stored_twin(items[j].text, int(parts[j]), scope_all), vectors,
         )
+        # Under partition scope, a batch whose partitions hold nothing yet (and a collection without
+        # references) can match nothing stored: the index scan, most of the cost of such a batch
+        # (it walks other partitions' postings only to drop them), is skipped.
+        nothing_stored = not scope_all and self.n_references == 0 and bool(np.all(parts < -1))
         kept_lexical = self.lexical.overlay()  # kept items of earlier slices
         kept_vectors = SemanticIndex(self.semantic.dim, _FLAT_ONLY) if self.semantic is not None else None
         for start in range(0, len(items), SLICE):
             end = min(len(items), start + SLICE)
             prepared = self.lexical.prepare(seqs[start:end], parts[start:end], vocab)
-            stored, within = self.lexical.check(prepared, scope_all)
+            stored, within = self.lexical.check(prepared, scope_all, stored=not nothing_stored)
             pair_q, pair_e, pair_f = [start + within.q], [start + within.e], [within.f]
             if len(kept_lexical):
                 before, _ = kept_lexical.check(prepared, scope_all, within=False)
@@ -203,7 +210,8 @@ class Collection:
             self._verdict(items, seqs, vectors, j, reason, lex, sem, entry_of)
             for j, (reason, lex, sem) in enumerate(decider.out)
         ]
-        record = InsertRecord([items[k] for k in kept], vectors=None if vectors is None else vectors[kept])
+        record = InsertRecord([items[k] for k in kept], vectors=None if vectors is None else vectors[kept],
+                              seqs=[seqs[k] for k in kept] if writer else None)
         return verdicts, record
 
     def _semantic_bests(self, vectors, parts, scope_all: bool, kept_vectors: SemanticIndex) -> list:
@@ -292,7 +300,7 @@ class Collection:
             else:
                 parts = np.array([self._part_id(i.partition) for i in items], np.int64)
                 self.partition_sizes.update(parts.tolist())
-            seqs = [self.vocab.encode(i.text) for i in items]
+            seqs = record.seqs if record.seqs is not None else [self.vocab.encode(i.text) for i in items]
             prepared = self.lexical.prepare(seqs, parts, self.vocab)
             entries = self.lexical.add(prepared, np.arange(len(items)))
             if self.semantic is not None:

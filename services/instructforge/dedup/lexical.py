@@ -163,8 +163,10 @@ class LexicalIndex:
         out._next_rebuild = 2**62
         return out
 
-    def check(self, batch: Prepared, scope_all: bool, within: bool = True) -> tuple[Scored, Scored]:
-        """Score a batch against the index and (``within``) against itself (earlier items only).
+    def check(self, batch: Prepared, scope_all: bool, within: bool = True,
+              stored: bool = True) -> tuple[Scored, Scored]:
+        """Score a batch against the index (unless ``stored`` is False: the caller knows nothing in it
+        is visible to the batch) and (``within``) against itself (earlier items only).
 
         Returns ``(against_index, within_batch)``; every pair that can reach the threshold is in them
         with its exact rouge-score F and drop flag (pairs that cannot were skipped by the bounds).
@@ -172,7 +174,10 @@ class LexicalIndex:
         if not rouge.f_can_drop(self.threshold, self.comparison) or len(batch.seqs) == 0:
             return Scored.empty(), Scored.empty()
         started = time.perf_counter()
-        cq, ce, scanned = self._index_candidates(batch, scope_all)
+        if stored:
+            cq, ce, scanned = self._index_candidates(batch, scope_all)
+        else:
+            cq, ce, scanned = np.zeros(0, np.int64), np.zeros(0, np.int64), 0
         lcs_started = time.perf_counter()
         against_index = self._score(batch.seqs, self.seqs, batch.lengths[cq], self.lengths.view[ce].astype(np.int64), cq, ce)
         lcs_seconds = time.perf_counter() - lcs_started
