@@ -22,7 +22,8 @@ ideals (the run with and without its start-up: Python, imports, the embedded ser
 fixed latency the most any schedule of that many calls could reach (a slot serves one call per
 latency, so N calls take at least ceil(N / concurrency) latencies), the
 capacity the enrich stage left unused at the fake (before its slots were first all busy, in between,
-after they were last all busy), the
+after they were last all busy), at a fixed latency how long each round trip's calls took to reach
+their slots (the run turning the answers before into calls), the
 CPU of the run's processes, of the fake and of everything else on the machine (sampled from /proc;
 per enrich call, and the cores the ideal pace would need), peak memory, and calls in flight at the
 fake every 0.25 s.
@@ -271,6 +272,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
         "pipeline_rss": pipeline_rss, "services_rss": services_rss, "fake_cpu": float(fake_cpu),
         "timeline": timeline, "enrich_cpu": watch.between(*window) if window else {},
         "enrich_losses": capacity_losses(spans, *window, args.concurrency) if window else {},
+        "enrich_rounds": round_trips(spans, *window, args.latency_s) if window and not args.latency_jitter else [],
         "llm_phase": float(llm_phase),
     }
 
@@ -299,6 +301,22 @@ def capacity_losses(spans: list[list[float]], start: float, end: float, concurre
         part = "ramp" if full_first is None or b <= full_first else "tail" if a >= full_last else "middle"
         unused[part] += max(0, idle) * (b - a) / concurrency
     return {**unused, "first_call": events[0][0] - start}
+
+
+def round_trips(spans: list[list[float]], start: float, end: float, latency: float) -> list[tuple[int, float]]:
+    """At a fixed latency: the enrich stage's calls by the latency window they took their provider
+    slot in (the k-th window starts k latencies after the first call, a tenth of one early) and, per
+    window, the seconds from its first slot to its last. A round trip's calls go out as the answers
+    of the one before come back through the gateway and the run, so the spread is the time the run
+    and its services took to turn a round trip's answers into calls; once it nears the latency the
+    round trips run into each other and the windows no longer separate them."""
+    slots = sorted(b - latency for a, b in spans if start <= a < end)  # when each call got its slot
+    if not slots:
+        return []
+    rounds: dict[int, list[float]] = {}
+    for t in slots:
+        rounds.setdefault(int((t - slots[0] + latency * 0.1) // latency), []).append(t)
+    return [(len(ts), ts[-1] - ts[0]) for _, ts in sorted(rounds.items())]
 
 
 def efficiencies(r: dict, args: argparse.Namespace) -> dict:
@@ -345,6 +363,9 @@ def report(r: dict, args: argparse.Namespace) -> None:
               f"{loss['ramp']:.2f} s before all slots were first busy (first call at the fake "
               f"{loss['first_call'] * 1000:.0f} ms into the stage), {loss['middle']:.2f} s in between, "
               f"{loss['tail']:.2f} s after they were last all busy")
+    if rounds := r.get("enrich_rounds"):
+        print(f"  by latency window      calls {', '.join(str(n) for n, _ in rounds)}; each window's calls took their "
+              f"slots over {', '.join(f'{s:.2f}' for _, s in rounds)} s (the time to turn a round trip's answers into calls)")
     print(f"LLM phase                {r['calls']:,} calls from the first request to the last answer at the fake in "
           f"{r['llm_phase']:.2f} s -> {e['llm_phase']:.1f}% of ideal (extend's levels included, no allowance)")
     print(f"whole run                {r['wall']:.2f} s wall (ideal {e['ideal_run']:.2f} s with {e['levels']} sequential "
