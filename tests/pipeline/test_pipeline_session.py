@@ -4,6 +4,7 @@ stopping with it, and dying with it when the run is killed."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from layout_openai import LayoutOpenAI
 from instructforge.pipeline.protocols import GenerationRequest
 from instructforge.pipeline.recipe import load_recipe
 from instructforge.pipeline.session import gateway_backlog, open_session
+from instructforge.runtime import collector
 from instructforge.runtime.errors import Unavailable
 
 RECIPE = """recipe: explore_instruct
@@ -83,7 +85,13 @@ async def test_each_service_runs_in_a_child_process_of_its_own_serves_the_run_an
         # A deployment's TLS and tokens in the environment are not the run's private services' business.
         env = _env(fake, IFORGE_LLM_API_KEY=SECRET, IFORGE_TLS__CERT_FILE=str(tmp_path / "missing.pem"),
                    IFORGE_AUTH_TOKENS="deployment-token")
+        thresholds = gc.get_threshold()
+        gc.set_threshold(700, 10, 10)  # CPython's default
         async with open_session(_recipe(tmp_path), run, env) as session:
+            # the run's start-up is done: collector passes are spaced out (runtime/collector.py)
+            assert gc.get_threshold()[0] == collector.YOUNG and gc.get_freeze_count() > 0
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)  # the test process's own, for the tests after this one
             assert session.embedded == ("generator", "dedup")
             assert session.backlog == 7 // 8  # an eighth of the recipe's concurrency of 7: none
             owners = {name: _listener(address) for name, address in session.endpoints.items()}

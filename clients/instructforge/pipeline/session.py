@@ -35,6 +35,7 @@ from instructforge.pipeline.bindings import (
 )
 from instructforge.pipeline.llm import LlmChoice, select_llm
 from instructforge.pipeline.recipe import RecipeBase
+from instructforge.runtime import collector
 
 
 @dataclass
@@ -103,6 +104,7 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
                 VerifierClient.connect(addresses["verifier"], token=None if "verifier" in missing else token)))
         gateway = GatewayGenerator(generator, stream=True)
         stack.push_async_callback(gateway.aclose)  # before the client's channel closes
+        collector.settle()  # the run's start-up is done: from here on it makes calls by the hundred
         yield Session(gateway, DedupNoveltyFilter(dedup), llm,
                       {k: v for k, v in addresses.items() if v}, missing, verifier,
                       similarity=DedupSimilarityScorer(dedup),

@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from instructforge.runtime import collector
 from instructforge.runtime.errors import FailedPrecondition, InvalidArgument
 from instructforge.runtime.interceptor import RuntimeInterceptor
 from instructforge.runtime.metrics import Metrics
@@ -167,6 +168,7 @@ async def hosted(
             metrics_port = metrics.serve_http(*metrics_address)
         for spec, settings in specs_and_settings:
             running.append(await build_server(spec, settings, metrics))
+        collector.settle()  # start-up is done: from here on the process serves calls
         yield running, metrics_port
     finally:
         await asyncio.gather(*(r.stop() for r in running), return_exceptions=True)
