@@ -338,12 +338,12 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         if free <= 0:
             return
         # (2) needed at the yield so far, the node likeliest to fall short first
-        wanting = [(-yields.chance_short(fill.missing(), fill.in_flight), fill.index, fill)
-                   for fill in live if calls_at_yield(fill)]
-        for _, _, fill in sorted(wanting, key=lambda w: w[:2]):
+        wanting = [(-yields.chance_short(fill.missing(), fill.in_flight), fill.index, count, fill)
+                   for fill in live if (count := calls_at_yield(fill))]
+        for _, _, count, fill in sorted(wanting, key=lambda w: w[:2]):
             if free <= 0:
                 return
-            free = launch(fill, calls_at_yield(fill), free)
+            free = launch(fill, count, free)
         if free <= 0:  # the last top-up took the last slot: no risk to weigh
             return
         # (3) beyond need: each to the node whose calls in flight are likeliest to leave it short
