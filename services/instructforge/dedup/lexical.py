@@ -13,6 +13,12 @@ multi-threaded call per batch. Decisions use :func:`rouge.f_measures`, rouge-sco
 
 The order is re-derived from document frequencies whenever the index has doubled in size; in between,
 new elements rank as rarest (later-first-seen = rarer). Any fixed order is correct; this one is fast.
+
+Posting lists are built lazily: adding entries only appends their columns, and the entries not yet in
+the lists are indexed when a check first has to scan the stored entries. Explore-Instruct writes each
+tree node's partition once and checks it under partition scope, so such a collection's lists would
+be built for nothing. The lists an index catches up to are the ones it would have built eagerly (same
+element order: it changes only at a re-ranking, which makes every list stale).
 """
 
 from __future__ import annotations
@@ -108,6 +114,8 @@ class LexicalIndex:
         self.sigs = GrowArray(np.uint64, width=2)
         self._rank = np.zeros(0, np.int64)
         self.postings = Postings(self._t)
+        self._indexed = 0  # entries 0 .. _indexed - 1 are in the posting lists (under the current ranks)
+        self._index_lock = threading.Lock()  # concurrent checks may both catch the lists up
         self._next_rebuild = _FIRST_REBUILD
         self._need_table = np.zeros(0, np.int32)
         self.partitioned = False  # set once an entry outside partition 0 exists
@@ -203,6 +211,7 @@ class LexicalIndex:
         On a large index the prefix triples are split over ``workers`` threads: the scan is numpy
         work on arrays of millions of postings (gathers, comparisons), which runs without the GIL.
         """
+        self._catch_up()
         n = len(batch.pq)
         threads = 1 if len(self.seqs) < _PARALLEL_SCAN_ENTRIES else min(self.workers, max(1, n // 256))
         bounds = np.linspace(0, n, threads + 1).astype(np.int64).tolist()
@@ -259,7 +268,10 @@ class LexicalIndex:
 
     # ------------------------------------------------------------------ inserting
     def add(self, batch: Prepared, which: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """Append batch items ``which`` (in that order); returns their entry numbers."""
+        """Append batch items ``which`` (in that order); returns their entry numbers.
+
+        Only the columns grow: the posting lists catch up when a check next scans them.
+        """
         which = np.asarray(which, np.int64)
         if labels is not None:
             self.labels.extend(np.asarray(labels).tolist())
@@ -275,15 +287,12 @@ class LexicalIndex:
         for k in which.tolist():
             self.elems.extend(batch.elems[batch.offsets[k] : batch.offsets[k + 1]])
             self.offsets.append(len(self.elems))
-        sel = entry_of[batch.pq] >= 0
-        q = batch.pq[sel]
-        self.postings.add(batch.pe[sel], posting_rows(entry_of[q], batch.lengths[q], batch.pp[sel], self._t))
         if len(self.seqs) >= self._next_rebuild:
             self.rebuild()
         return entry_of[which]
 
     def rebuild(self) -> None:
-        """Re-rank elements by document frequency (rarest first) and rebuild the posting lists."""
+        """Re-rank elements by document frequency (rarest first); every posting list is now stale."""
         n = len(self.seqs)
         self._next_rebuild = max(2 * n, _FIRST_REBUILD)
         self.stats.rebuilds += 1
@@ -294,9 +303,31 @@ class LexicalIndex:
         rank = np.empty(vocab_size, np.int64)
         rank[order] = np.arange(vocab_size)
         self._rank = rank
-        lengths = self.lengths.view.astype(np.int64)
-        owner, pos, pe = self._ordered_prefixes(elems, lengths, self.offsets.view)
-        self.postings.replace(pe, posting_rows(owner, lengths[owner], pos, self._t))
+        self.postings = Postings(self._t)
+        self._indexed = 0
+
+    def _catch_up(self) -> None:
+        """Index the entries added since the posting lists were last brought up to date.
+
+        Checks call it before scanning: a writer alone, or readers while no writer runs (the
+        collection's lock), so only concurrent readers can meet here, and they take turns.
+        """
+        if self._indexed == len(self.seqs):
+            return
+        with self._index_lock:
+            start, end = self._indexed, len(self.seqs)
+            if start == end:
+                return
+            offsets = self.offsets.view[start : end + 1]
+            elems = self.elems.view[offsets[0] : offsets[-1]].astype(np.int64)
+            lengths = self.lengths.view[start:end].astype(np.int64)
+            owner, pos, pe = self._ordered_prefixes(elems, lengths, offsets - offsets[0])
+            rows = posting_rows(owner + start, lengths[owner], pos, self._t)
+            if start == 0:
+                self.postings.replace(pe, rows)
+            else:
+                self.postings.add(pe, rows)
+            self._indexed = end
 
     def nbytes(self) -> int:
         """Memory of the index structures: sequences, columns, postings (texts not included)."""

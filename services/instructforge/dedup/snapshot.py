@@ -2,7 +2,7 @@
 
 A snapshot holds the texts, ids and partitions of every entry, the vocabulary, the token store
 (sequences, elements, bitmap signatures) and each partition's FAISS index (``write_index``). The
-prefix index is not stored: it is re-derived on load (one vectorised pass), which also gives it a
+prefix index is not stored: it is re-derived when a check first needs it (one vectorised pass), with a
 fresh rarest-first order. A snapshot covers every log record up to its ``seq``; records after it
 replay from the write-ahead log.
 """
