@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+
 import pytest
 from pipeline_fakes import FakeLLM, MemoryNovelty
 
@@ -57,6 +60,35 @@ def test_journal_of_calls_and_answers(tmp_path):
     assert reopened.models() == ["m"]
 
 
+COMPLETION = Completion(("a",), (FinishReason.STOP,), 1, 2, 0.0, False, "m")
+
+
+async def test_journal_rows_of_one_loop_turn_share_one_commit(tmp_path):
+    state = RunState.create(tmp_path, RECIPE, run_id="r1")
+    state.put_call("r1/x/a/0", COMPLETION)
+    state.put_answer("r1/x/b", [1, 2])
+    assert state.get_call("r1/x/a/0") == COMPLETION  # the run itself reads what it wrote at once
+    outside = RunState.open(tmp_path)
+    assert outside.get_call("r1/x/a/0") is False and outside.get_answer("r1/x/b") is None
+    await asyncio.sleep(0)  # the turn ends: one commit for both
+    assert outside.get_call("r1/x/a/0") == COMPLETION and outside.get_answer("r1/x/b") == [1, 2]
+
+
+async def test_a_failed_transaction_never_takes_journal_rows_along(tmp_path):
+    state = RunState.create(tmp_path, RECIPE, run_id="r1")
+    state.put_call("r1/x/a/0", COMPLETION)
+    with pytest.raises(sqlite3.OperationalError), state.transaction() as db:
+        db.execute("INSERT INTO no_such_table VALUES (1)")
+    assert RunState.open(tmp_path).get_call("r1/x/a/0") == COMPLETION
+
+
+async def test_closing_the_run_commits_its_last_journal_rows(tmp_path):
+    state = RunState.create(tmp_path, RECIPE, run_id="r1")
+    state.put_call("r1/x/a/0", COMPLETION)
+    state.close()
+    assert RunState.open(tmp_path).get_call("r1/x/a/0") == COMPLETION
+
+
 def test_stage_checkpoints_and_records(tmp_path):
     state = RunState.create(tmp_path, RECIPE)
     assert state.stage_done("generate") is None
@@ -83,6 +115,7 @@ async def test_a_journaled_call_is_made_once(tmp_path):
     llm = FakeLLM(script=lambda r: "answer")
     journaled = JournaledGenerator(llm, state)
     first = await journaled.generate(request("r1/s/a/0"))
+    await asyncio.sleep(0)  # the turn that journaled the answer ends: a run killed after it resumes with it
     second = await JournaledGenerator(llm, RunState.open(tmp_path)).generate(request("r1/s/a/0"))
     assert first == second and llm.keys == {"r1/s/a/0": 1}
     with pytest.raises(ValueError, match="idempotency key"):
@@ -140,6 +173,7 @@ async def test_rejections_replayed_on_resume_count_towards_the_streak(tmp_path):
     for i in range(2):
         with pytest.raises(PermanentError):
             await JournaledGenerator(llm, state, rejections_to_stop=3).generate(request(f"r1/s/bad/{i}"))
+    await asyncio.sleep(0)  # the killed run's last turn ended
     resumed = JournaledGenerator(llm, RunState.open(tmp_path), rejections_to_stop=3)
     with pytest.raises(PermanentError):
         await resumed.generate(request("r1/s/bad/0"))  # replayed
@@ -198,6 +232,7 @@ async def test_novelty_verdicts_are_journaled_by_request_id(tmp_path):
     items = [NoveltyItem("1", "Write a poem about the sea!"), NoveltyItem("2", "List three uses of salt.")]
     verdicts = await novelty.check_and_insert("c", items, request_id="r1/generate/batch-0/dedup-0")
     assert [v.kept for v in verdicts] == [False, True] and verdicts[0].reason == "lexical"
+    await asyncio.sleep(0)  # the turn that journaled the verdicts ends
     again = await JournaledNovelty(MemoryNovelty(), RunState.open(tmp_path)).check_and_insert(
         "c", items, request_id="r1/generate/batch-0/dedup-0")
     assert again == verdicts and inner.calls == 1

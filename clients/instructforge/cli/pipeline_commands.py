@@ -44,6 +44,13 @@ def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
 
 
 async def _execute(state) -> int:
+    try:
+        return await _run_and_report(state)
+    finally:
+        state.close()  # commits the journal's last rows however the run ended
+
+
+async def _run_and_report(state) -> int:
     from instructforge.pipeline import runner
     from instructforge.pipeline.calls import RunInterrupted
     from instructforge.pipeline.llm import key_source
