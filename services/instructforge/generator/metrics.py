@@ -2,7 +2,9 @@
 
 Labels stay bounded: logical model, deployment, outcome/fault kind; never run ids or prompts.
 Label children are resolved once per (model, deployment) and kept, so recording a call costs a few
-attribute reads and increments rather than label-tuple lookups.
+attribute reads and increments rather than label-tuple lookups. With `recording=False` (a process
+whose metrics nobody reads: `Metrics.recording`) every metric is `UNRECORDED`, whose updates do
+nothing, and nothing is registered: Prometheus' locked updates were ~3% of the gateway's CPU per call.
 """
 
 from __future__ import annotations
@@ -15,8 +17,42 @@ WAIT_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 6
 P = "instructforge_generator_"
 
 
+class _Unrecorded:
+    """Stands in for a metric and for each of its children where nobody reads them: updates do nothing."""
+
+    __slots__ = ()
+
+    def labels(self, *values: str) -> _Unrecorded:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+    def observe(self, value: float) -> None:
+        pass
+
+
+UNRECORDED = _Unrecorded()
+_METRICS = ("requests", "latency", "backend_calls", "retries", "fallbacks", "tokens", "cost", "cache", "cache_errors",
+            "cooldowns", "in_flight", "concurrency_limit", "rate_limit_wait")
+
+
 class GatewayMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(self, registry: CollectorRegistry | None = None, *, recording: bool = True):
+        self._per_pair: dict[tuple[str, str], PairMetrics] = {}
+        self._per_model: dict[str, ModelMetrics] = {}
+        self.recording = recording
+        if not recording:
+            self.registry = registry
+            for name in _METRICS:
+                setattr(self, name, UNRECORDED)
+            return
         r = self.registry = registry or CollectorRegistry()
         self.requests = Counter(P + "requests_total", "Generate requests answered, by outcome "
                                 "(ok, cache_hit, or the error reason).", ("model", "deployment", "outcome"), registry=r)
@@ -45,8 +81,6 @@ class GatewayMetrics:
         self.rate_limit_wait = Histogram(P + "rate_limit_wait_seconds", "Time spent waiting for a slot, by limit "
                                          "(concurrency, rpm, tpm).", ("deployment", "limit"), buckets=WAIT_BUCKETS_S,
                                          registry=r)
-        self._per_pair: dict[tuple[str, str], PairMetrics] = {}
-        self._per_model: dict[str, ModelMetrics] = {}
 
     def pair(self, model: str, deployment: str) -> PairMetrics:
         found = self._per_pair.get((model, deployment))

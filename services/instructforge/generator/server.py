@@ -257,5 +257,5 @@ def _page_start(token: str, total: int) -> int:
 
 async def create_servicer(settings: GeneratorSettings, metrics: Metrics) -> GeneratorServicer:
     gateway = await Gateway.create(settings.gateway_config(), state_dir=settings.service_state_dir,
-                                   metrics=GatewayMetrics(metrics.registry))
+                                   metrics=GatewayMetrics(metrics.registry, recording=metrics.recording))
     return GeneratorServicer(gateway, settings)

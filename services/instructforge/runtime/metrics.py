@@ -3,6 +3,10 @@
 One `Metrics` per process: in embedded mode every service shares it (and its port); services add
 their own metrics to `metrics.registry`. The RPC metrics follow the names scrapers know from
 go-grpc-prometheus, so existing dashboards and alerts apply.
+
+`recording=False` says nobody will read the registry (`iforge up --no-metrics-enabled`, as a
+pipeline run embeds its services): a service whose metrics cost CPU per unit of work (the gateway
+updates a dozen per LLM call) may then leave them out.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ LATENCY_BUCKETS_S = (
 class Metrics:
     """The process's registry and the RPC metrics the runtime records for every call."""
 
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(self, registry: CollectorRegistry | None = None, *, recording: bool = True):
         self.registry = registry or CollectorRegistry()
+        self.recording = recording
         labels = ("grpc_service", "grpc_method", "grpc_type")
         self.started = Counter(
             "grpc_server_started_total", "RPCs started on the server.", labels, registry=self.registry
