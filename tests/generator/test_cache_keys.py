@@ -1,5 +1,6 @@
 """Cache keys: everything that changes an answer is in them, nothing else is."""
 
+import hashlib
 from dataclasses import fields, replace
 
 import pytest
@@ -7,7 +8,9 @@ import pytest
 from instructforge.generator.cache import (
     KEY_FIELDS,
     NON_KEY_FIELDS,
+    canonical,
     deployment_digest,
+    prompt_dict,
     prompt_digest,
     request_fingerprint,
     sample_keys,
@@ -101,3 +104,26 @@ def test_fingerprint_covers_the_callers_request():
     assert fingerprint(replace(request, sampling=replace(BASE, seed=9))) != fp
     assert fingerprint(replace(request, text="hi!")) != fp
     assert fingerprint(replace(request, run_id="other", record_id="x", labels={"a": "b"})) == fp
+
+
+@pytest.mark.parametrize("request_", [
+    GenerateRequest(model="m", text="hi"),
+    GenerateRequest(model="m", text="", template_version="v\"1\\"),
+    GenerateRequest(model="m", text="tab\there\nnew \x00\x1f\x7f é ü 中文 😀 \u2028 \ud7ff"),
+    GenerateRequest(model="m", messages=(Message("system", "be \"brief\""), Message("user", "hi\r\n"),
+                                          Message("assistant", "")), template_version="t/2"),
+    GenerateRequest(model="m", messages=()),
+], ids=["text", "quotes", "escapes", "chat", "no-messages"])
+def test_the_prompt_digest_is_the_hash_of_the_prompts_canonical_json(request_):
+    """Written directly for speed, it must stay the same bytes: a cache written before is still hit."""
+    assert prompt_digest(request_) == hashlib.sha256(canonical(prompt_dict(request_))).digest()
+
+
+def test_keys_are_the_same_as_ever():
+    """Keys are stored: a change of their values orphans every cache (bump SCHEMA on purpose, if ever)."""
+    request = GenerateRequest(model="m", messages=(Message("user", "héllo \"x\"\n"),), sampling=BASE,
+                              template_version="v1", sample_count=2)
+    assert keys(request) == ["s:a70d867a0be5cd055d45792bb259148cc5087fae0475ac86617c16d51f3a4dd5",
+                             "s:5c4b62cff9847bb00fff719537dac58fe8798a29bcaf5314345840b10c75a3d2"]
+    assert request_fingerprint(request, prompt_digest(request), sampling_bytes(BASE)) == (
+        "e1298ee75f54c0069a4bf2b396a7112523f1f211451c158c086413e9a508922f")

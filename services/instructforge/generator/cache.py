@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 from dataclasses import fields
+from json.encoder import encode_basestring
 from typing import Any
 
 from instructforge.generator.config import DeploymentConfig
@@ -44,10 +45,13 @@ NON_KEY_FIELDS = {
 _FLOAT_FIELDS = {"temperature", "top_p", "presence_penalty", "frequency_penalty", "repetition_penalty"}
 
 
+# json.dumps with options builds an encoder per call: a few microseconds, several times per LLM call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical(value: Any) -> bytes:
     """One byte string per value: sorted keys, no whitespace, floats as repr (exact), UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
@@ -80,7 +84,20 @@ def prompt_dict(request: GenerateRequest) -> dict[str, Any]:
 
 
 def prompt_digest(request: GenerateRequest) -> bytes:
-    """SHA-256 of the prompt and its template version, computed once per request."""
+    """SHA-256 of `canonical(prompt_dict(request))`, computed once per request.
+
+    The canonical JSON of a prompt of strings is written directly, with json's own string escaping:
+    the same bytes (so the same keys) without building the dict and walking it with the encoder."""
+    template_version, messages = request.template_version, request.messages
+    if type(template_version) is str:
+        if messages is not None:
+            if all(type(m.role) is str and type(m.content) is str for m in messages):
+                prompt = ",".join(f"[{encode_basestring(m.role)},{encode_basestring(m.content)}]" for m in messages)
+                return hashlib.sha256(f'{{"prompt":{{"messages":[{prompt}]}},"template_version":'
+                                      f'{encode_basestring(template_version)}}}'.encode()).digest()
+        elif type(request.text) is str:
+            return hashlib.sha256(f'{{"prompt":{{"text":{encode_basestring(request.text)}}},"template_version":'
+                                  f'{encode_basestring(template_version)}}}'.encode()).digest()
     return hashlib.sha256(canonical(prompt_dict(request))).digest()
 
 
@@ -116,19 +133,25 @@ def request_fingerprint(request: GenerateRequest, prompt: bytes, sampling: bytes
 
 
 class RequestKeys:
-    """A request's prompt digest and canonical sampling, computed once; its sample keys per deployment."""
+    """A request's prompt digest and canonical sampling, computed once; its sample keys per deployment
+    (those with the request's own sampling kept: a call looks them up, then stores under them)."""
 
-    __slots__ = ("prompt", "request", "sampling")
+    __slots__ = ("_own", "prompt", "request", "sampling")
 
     def __init__(self, request: GenerateRequest):
         self.request = request
         self.prompt = prompt_digest(request)
         self.sampling = sampling_bytes(request.sampling)
+        self._own: dict[bytes, list[str]] = {}
 
     def of(self, deployment: bytes, resolved: Sampling, count: int) -> list[str]:
         """Keys of samples 0..count-1 on the deployment with this digest, with `resolved` sampling."""
-        canonical_sampling = self.sampling if resolved is self.request.sampling else sampling_bytes(resolved)
-        return sample_keys(deployment, self.prompt, canonical_sampling, count)
+        if resolved is not self.request.sampling:
+            return sample_keys(deployment, self.prompt, sampling_bytes(resolved), count)
+        known = self._own.get(deployment)
+        if known is None or len(known) < count:
+            known = self._own[deployment] = sample_keys(deployment, self.prompt, self.sampling, count)
+        return known[:count]
 
 
 def idempotency_store_key(key: str) -> str:
