@@ -57,9 +57,10 @@ class InsertRecord:
     seq: int = 0
     request_id: str = ""
     results: list = field(default_factory=list)  # compact results of the call (see compact())
-    # The items' token sequences when the judge that made the record encoded them under the same
-    # write lock (not logged): applying it then does not tokenize every item a second time.
-    seqs: list | None = field(default=None, compare=False, repr=False)
+    # The judge's prepared slices and the kept items of each, in the order of ``items``, when that judge
+    # ran under the same write lock (not logged): applying the record then neither tokenizes the items
+    # again nor re-derives their elements and signatures.
+    prepared: list | None = field(default=None, compare=False, repr=False)
 
 
 class Collection:
@@ -183,6 +184,7 @@ class Collection:
         nothing_stored = not scope_all and self.n_references == 0 and bool(np.all(parts < -1))
         kept_lexical = self.lexical.overlay()  # kept items of earlier slices
         kept_vectors = SemanticIndex(self.semantic.dim, _FLAT_ONLY) if self.semantic is not None else None
+        kept_prepared = []
         for start in range(0, len(items), SLICE):
             end = min(len(items), start + SLICE)
             prepared = self.lexical.prepare(seqs[start:end], parts[start:end], vocab)
@@ -200,7 +202,9 @@ class Collection:
                 piece.semantic = self._semantic_bests(vectors[start:end], parts[start:end], scope_all, kept_vectors)
             decider.run(piece, end - start)
             kept_here = np.flatnonzero(decider.kept[start:end])
-            kept_lexical.add(prepared, kept_here, labels=start + kept_here)
+            kept_prepared.append((prepared, kept_here))
+            if end < len(items):  # a later slice checks against this one's kept items
+                kept_lexical.add(prepared, kept_here, labels=start + kept_here)
             if kept_vectors is not None and len(kept_here):
                 kept_vectors.add(vectors[start:end][kept_here], start + kept_here, parts[start:end][kept_here])
         kept = [j for j, (reason, _, _) in enumerate(decider.out) if reason == KEPT]
@@ -211,7 +215,7 @@ class Collection:
             for j, (reason, lex, sem) in enumerate(decider.out)
         ]
         record = InsertRecord([items[k] for k in kept], vectors=None if vectors is None else vectors[kept],
-                              seqs=[seqs[k] for k in kept] if writer else None)
+                              prepared=kept_prepared if writer else None)
         return verdicts, record
 
     def _semantic_bests(self, vectors, parts, scope_all: bool, kept_vectors: SemanticIndex) -> list:
@@ -300,9 +304,16 @@ class Collection:
             else:
                 parts = np.array([self._part_id(i.partition) for i in items], np.int64)
                 self.partition_sizes.update(parts.tolist())
-            seqs = record.seqs if record.seqs is not None else [self.vocab.encode(i.text) for i in items]
-            prepared = self.lexical.prepare(seqs, parts, self.vocab)
-            entries = self.lexical.add(prepared, np.arange(len(items)))
+            if record.prepared is not None:  # judged under this write lock: the same elements
+                entries, done = [], 0
+                for prepared, which in record.prepared:
+                    entries.append(self.lexical.add(prepared, which, parts=parts[done : done + len(which)]))
+                    done += len(which)
+                entries = np.concatenate(entries)
+            else:
+                seqs = [self.vocab.encode(i.text) for i in items]
+                prepared = self.lexical.prepare(seqs, parts, self.vocab, prefixes=False)
+                entries = self.lexical.add(prepared, np.arange(len(items)))
             if self.semantic is not None:
                 self.embed(record)
                 self.semantic.add(record.vectors, entries, parts)

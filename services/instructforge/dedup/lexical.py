@@ -145,8 +145,11 @@ class LexicalIndex:
         keep = pos < self._prefix_lengths(lengths)[owner]
         return owner[keep], pos[keep], elems[order][keep]
 
-    def prepare(self, seqs: list[Sequence_], parts: np.ndarray, vocab: Vocabulary) -> Prepared:
-        """Elements and rank-ordered prefixes of a batch; ``vocab`` interns repeat-occurrence elements."""
+    def prepare(self, seqs: list[Sequence_], parts: np.ndarray, vocab: Vocabulary, prefixes: bool = True) -> Prepared:
+        """Elements and rank-ordered prefixes of a batch; ``vocab`` interns repeat-occurrence elements.
+
+        ``prefixes=False`` leaves the prefixes empty: enough for :meth:`add`, which indexes nothing.
+        """
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -154,7 +157,10 @@ class LexicalIndex:
         for k, s in enumerate(seqs):  # the k-th occurrence of a token is an element of its own
             if len(set(s)) != len(s):
                 elems[offsets[k] : offsets[k + 1]] = _occurrence_elements(s, vocab)
-        pq, pp, pe = self._ordered_prefixes(elems, lengths, offsets)
+        if prefixes:
+            pq, pp, pe = self._ordered_prefixes(elems, lengths, offsets)
+        else:
+            pq = pp = pe = np.zeros(0, np.int64)
         return Prepared(
             seqs, lengths, np.asarray(parts, np.int64), elems, offsets, pq, pp, pe, signatures(elems, offsets)
         )
@@ -267,29 +273,32 @@ class LexicalIndex:
         return Scored(cq, ce, f, np.asarray(rouge.drops(f, self.threshold, self.comparison)))
 
     # ------------------------------------------------------------------ inserting
-    def add(self, batch: Prepared, which: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    def add(self, batch: Prepared, which: np.ndarray, labels: np.ndarray | None = None,
+            parts: np.ndarray | None = None) -> np.ndarray:
         """Append batch items ``which`` (in that order); returns their entry numbers.
 
-        Only the columns grow: the posting lists catch up when a check next scans them.
+        ``parts`` replaces the batch's partition ids of those items (a batch judged before its new
+        partitions had ids). Only the columns grow: the posting lists catch up when a check next
+        scans them.
         """
         which = np.asarray(which, np.int64)
         if labels is not None:
             self.labels.extend(np.asarray(labels).tolist())
         first = len(self.seqs)
-        entry_of = np.full(len(batch.seqs), -1, np.int64)
-        entry_of[which] = np.arange(first, first + len(which))
         self.seqs.extend(_pick(batch.seqs, which))
-        self.lengths.extend(batch.lengths[which])
+        lengths = batch.lengths[which]
+        self.lengths.extend(lengths)
         self.sigs.extend(batch.sig[which])
-        new_parts = batch.parts[which]
+        new_parts = batch.parts[which] if parts is None else np.asarray(parts, np.int64)
         self.parts.extend(new_parts)
         self.partitioned = self.partitioned or bool(np.any(new_parts != 0))
-        for k in which.tolist():
-            self.elems.extend(batch.elems[batch.offsets[k] : batch.offsets[k + 1]])
-            self.offsets.append(len(self.elems))
+        ends = np.cumsum(lengths)  # an item has one element per token
+        starts = np.repeat(batch.offsets[which] - (ends - lengths), lengths)
+        self.elems.extend(batch.elems[starts + np.arange(len(starts))])
+        self.offsets.extend(self.offsets.view[-1] + ends)
         if len(self.seqs) >= self._next_rebuild:
             self.rebuild()
-        return entry_of[which]
+        return np.arange(first, first + len(which), dtype=np.int64)
 
     def rebuild(self) -> None:
         """Re-rank elements by document frequency (rarest first); every posting list is now stale."""
