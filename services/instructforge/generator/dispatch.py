@@ -1,7 +1,9 @@
 """One provider call made reliably: choose a deployment, wait for its limits, call, retry, fall back.
 
 Per attempt: a concurrency slot (adaptive), then the RPM and TPM buckets, then the backend call
-bounded by min(deployment timeout, time left before the caller's deadline). A retryable fault
+bounded by min(deployment timeout, time left before the caller's deadline). The caller's deadline is
+enforced around the whole call by `Gateway.generate`, so an attempt sets a timer of its own only
+when the deployment's timeout ends first. A retryable fault
 waits `RetryPolicy.delay` (full jitter, never less than the Retry-After of the deployment about to
 be tried) and tries again, preferring another deployment of the same model; after `max_attempts`
 the next fallback model gets its own attempts. A fault that is not retryable ends the call at once
@@ -159,11 +161,17 @@ class Dispatcher:
                 sampling = replace(resolved, seed=sample_seed(resolved.seed, indices[0]))
             call = BackendCall(request.text, request.messages, len(indices), sampling)
             timeout = dep.config.timeout_s
-            if deadline is not None:
-                timeout = min(timeout, deadline - started)
+            # When the caller's deadline comes first, the `timeout_at(deadline)` that Gateway.generate holds
+            # around this task ends the call then; a timer of our own would only fire after it.
+            own_timer = deadline is None or deadline - started > timeout
+            if not own_timer:
+                timeout = deadline - started
             pm.in_flight.inc()
             try:
-                async with asyncio.timeout(timeout):
+                if own_timer:
+                    async with asyncio.timeout(timeout):
+                        result = await dep.backend.generate(call, timeout)
+                else:
                     result = await dep.backend.generate(call, timeout)
             except TimeoutError:
                 raise ProviderError(Fault.TIMEOUT, f"no answer within {timeout:.2f}s") from None
