@@ -103,3 +103,25 @@ def test_sequences_beyond_the_code_point_space_fall_back_to_ids():
     as_tuple = ids_to_sequence([0xE000, 9, MAX_CODEPOINT_IDS])[:2]
     assert isinstance(as_str, str) and isinstance(as_tuple, tuple)
     assert LCSseq.similarity(as_str, as_tuple) == 2
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 6), max_size=12), max_size=8), st.booleans())
+def test_repeat_occurrences_become_elements_in_the_order_a_token_loop_interns_them(batch, some_tuples):
+    """The k-th occurrence of a token within an item is an element of its own, interned item by item
+    and token by token (the ids it gets steer the element order, so it must not change)."""
+    from instructforge.dedup.lexical import LexicalIndex
+
+    loop_vocab, vocab = Vocabulary(f"t{i}" for i in range(7)), Vocabulary(f"t{i}" for i in range(7))
+    expected = []
+    for ids in batch:
+        seen: dict[int, int] = {}
+        for tok in ids:
+            seen[tok] = seen.get(tok, 0) + 1
+            expected.append(tok if seen[tok] == 1 else loop_vocab.id_of(f"\x00{tok}:{seen[tok]}"))
+    # tuple sequences (a vocabulary past the code points) are read another way; mix some in
+    seqs = [tuple(ids) if some_tuples and k % 2 else ids_to_sequence(ids) for k, ids in enumerate(batch)]
+    prepared = LexicalIndex(vocab, 0.7, ">").prepare(seqs, np.zeros(len(seqs), np.int64), vocab)
+    assert prepared.elems.tolist() == expected
+    assert vocab.tokens == loop_vocab.tokens
