@@ -68,13 +68,38 @@ def to_core(message: pb.GenerateRequest) -> GenerateRequest:
         labels=dict(message.labels))
 
 
-def to_proto(response: GenerateResponse) -> pb.GenerateResponse:
-    return pb.GenerateResponse(
-        samples=[pb.Sample(index=s.index, text=s.text, finish_reason=s.finish_reason.value) for s in response.samples],
-        usage=pb.Usage(prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens),
-        cost_usd=response.cost_usd, cache_hit=response.cache_hit, deployment=response.deployment,
-        provider_model=response.provider_model, attempt_count=response.attempt_count,
-        queue_time_ms=round(response.queue_time_s * 1000), backend_time_ms=round(response.backend_time_s * 1000))
+def to_proto(response: GenerateResponse, out: pb.GenerateResponse | None = None) -> pb.GenerateResponse:
+    """The response as protobuf, written into `out` when given: a stream's answer is written where it is
+    sent, in its batch, since a message passed to a constructor or a repeated field is copied (twice
+    an answer's text per stream answer, more CPU than writing it)."""
+    if out is None:
+        out = pb.GenerateResponse()
+    else:
+        out.SetInParent()
+    add_sample = out.samples.add
+    for s in response.samples:
+        add_sample(index=s.index, text=s.text, finish_reason=s.finish_reason.value)
+    usage = out.usage
+    usage.SetInParent()
+    usage.prompt_tokens = response.usage.prompt_tokens
+    usage.completion_tokens = response.usage.completion_tokens
+    out.cost_usd = response.cost_usd
+    out.cache_hit = response.cache_hit
+    out.deployment = response.deployment
+    out.provider_model = response.provider_model
+    out.attempt_count = response.attempt_count
+    out.queue_time_ms = round(response.queue_time_s * 1000)
+    out.backend_time_ms = round(response.backend_time_s * 1000)
+    return out
+
+
+def write_answer(out: pb.StreamGenerateResponse, correlation_id: str, result: GenerateResponse | pb.StreamError) -> None:
+    """One stream answer, written into `out` (a new message, or the next item of a batch)."""
+    out.correlation_id = correlation_id
+    if isinstance(result, GenerateResponse):
+        to_proto(result, out.response)
+    else:
+        out.error.CopyFrom(result)
 
 
 def stream_error(error: InstructForgeError) -> pb.StreamError:
@@ -117,7 +142,9 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 yield (item,)
 
         async for answers in self._stream(singles(), context, batch=False):
-            yield answers[0]
+            out = pb.StreamGenerateResponse()
+            write_answer(out, *answers[0])
+            yield out
 
     async def StreamGenerateBatches(self, request_iterator, context):
         async def batches():
@@ -128,11 +155,16 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 yield batch.items
 
         async for answers in self._stream(batches(), context, batch=True):
-            yield pb.StreamGenerateBatchesResponse(items=answers)
+            out = pb.StreamGenerateBatchesResponse()
+            add = out.items.add
+            for answer in answers:
+                write_answer(add(), *answer)
+            yield out
 
     async def _stream(self, item_groups, context, *, batch: bool):
         """Answers each item of `item_groups` (iterables of StreamGenerateRequest) as it completes.
-        Yields lists of answers: one at a time, or (`batch`) those ready by then, up to BATCH_ANSWERS."""
+        Yields lists of answers, (correlation id, GenerateResponse or StreamError) each: one at a time,
+        or (`batch`) those ready by then, up to BATCH_ANSWERS."""
         loop = asyncio.get_running_loop()
         remaining = context.time_remaining()
         stream_deadline = None if remaining is None else loop.time() + remaining
@@ -143,21 +175,21 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
         async def answer(correlation_id: str, message: pb.GenerateRequest) -> None:
             deadline = stream_deadline or loop.time() + self.settings.default_timeout_s
+            result: GenerateResponse | pb.StreamError
             try:
-                response = await self.gateway.generate(to_core(message), deadline)
-                out = pb.StreamGenerateResponse(correlation_id=correlation_id, response=to_proto(response))
+                result = await self.gateway.generate(to_core(message), deadline)
             except InstructForgeError as exc:
-                out = pb.StreamGenerateResponse(correlation_id=correlation_id, error=stream_error(exc))
+                result = stream_error(exc)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("generation failed unexpectedly", extra={"correlation_id": correlation_id})
-                out = pb.StreamGenerateResponse(correlation_id=correlation_id, error=pb.StreamError(
-                    code=code_pb2.INTERNAL, message="internal error; see the gateway's log", reason="INTERNAL"))
-            answers.put_nowait(out)
+                result = pb.StreamError(code=code_pb2.INTERNAL, message="internal error; see the gateway's log",
+                                        reason="INTERNAL")
+            answers.put_nowait((correlation_id, result))
 
         def refuse(correlation_id: str, error: InstructForgeError) -> None:
-            answers.put_nowait(pb.StreamGenerateResponse(correlation_id=correlation_id, error=stream_error(error)))
+            answers.put_nowait((correlation_id, stream_error(error)))
 
         async def read() -> None:
             try:
