@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -245,6 +246,10 @@ def _field_ok(check: _FieldCheck) -> _Check | None:
 
 
 _compiled: dict[str, _Check] = {}
+# Checks being built, published to `_compiled` only once the outermost one is complete: a check that
+# another thread found half-built would pass what it has not yet been taught to check.
+_building: dict[str, _Check] = {}
+_build_lock = threading.RLock()
 
 
 def _valid_for(descriptor: Descriptor) -> _Check:
@@ -252,17 +257,28 @@ def _valid_for(descriptor: Descriptor) -> _Check:
     found = _compiled.get(descriptor.full_name)
     if found is not None:
         return found
-    fields: list[_Check] = []
+    with _build_lock:
+        found = _compiled.get(descriptor.full_name) or _building.get(descriptor.full_name)
+        if found is not None:
+            return found
+        outermost = not _building
+        try:
+            fields: list[_Check] = []
 
-    def valid(message: Message) -> bool:
-        for field_ok in fields:
-            if not field_ok(message):
-                return False
-        return True
+            def valid(message: Message) -> bool:
+                for field_ok in fields:
+                    if not field_ok(message):
+                        return False
+                return True
 
-    _compiled[descriptor.full_name] = valid  # before its fields: a recursive type finds itself
-    fields.extend(ok for ok in map(_field_ok, _checks(descriptor)) if ok is not None)
-    return valid
+            _building[descriptor.full_name] = valid  # before its fields: a recursive type finds itself
+            fields.extend(ok for ok in map(_field_ok, _checks(descriptor)) if ok is not None)
+            if outermost:
+                _compiled.update(_building)
+        finally:
+            if outermost:
+                _building.clear()
+        return valid
 
 
 def _valid_shallow(descriptor: Descriptor) -> _Check:
