@@ -58,6 +58,20 @@ def test_health_command_reports_serving_and_unreachable(tmp_path):
     assert result.returncode == 1 and "UNAVAILABLE" in result.stdout
 
 
+def test_serve_records_metrics_only_where_it_serves_them(monkeypatch, tmp_path):
+    from instructforge.runtime import server
+
+    recording = []
+
+    async def serve(planned, metrics, *, metrics_address=None):
+        recording.append((metrics.recording, metrics_address is not None))
+
+    monkeypatch.setattr(server, "serve", serve)
+    assert main(["serve", "tagger", "--no-metrics-enabled", "--state-dir", str(tmp_path)]) == 0
+    assert main(["serve", "tagger", "--metrics-port", "0", "--state-dir", str(tmp_path)]) == 0
+    assert recording == [(False, False), (True, True)]
+
+
 def test_main_without_a_command_prints_help(capsys):
     assert main([]) == 2
     assert "iforge" in capsys.readouterr().out
