@@ -50,6 +50,13 @@ def test_limits_on_counts():
     assert fields_of(GenerateRequest(model="m", messages=())) == {"chat.messages"}
 
 
+@pytest.mark.parametrize("field", ["top_k", "max_tokens", "seed"])
+def test_a_boolean_is_not_an_integer(field):
+    # Python counts True as 1; the core check refuses it whatever its caller let through.
+    request = GenerateRequest(model="m", text="x", sampling=Sampling(**{field: True}))
+    assert fields_of(request) == {f"sampling.{field}"}
+
+
 def test_resolved_sampling_takes_defaults_only_where_unset():
     request = Sampling(temperature=0.0, stop=())
     defaults = Sampling(temperature=1.0, top_p=0.5, stop=("END",), max_tokens=100)

@@ -146,6 +146,12 @@ def _finite_in(c: ViolationCollector, value: float | None, name: str, low: float
         c.add(name, f"must be in {bracket}{low:g}, {high:g}], got {value:g}")
 
 
+def _is_int(value: object) -> bool:
+    """An integer proper, not a bool (which Python counts as one); the HTTP face already refuses JSON's
+    `true` there, and the core check does not rely on every caller doing so."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def validate_request(request: GenerateRequest) -> None:
     """Raise InvalidArgument naming every bad field; cheap enough for every call."""
     c = ViolationCollector()
@@ -166,7 +172,7 @@ def validate_request(request: GenerateRequest) -> None:
     if request.prompt_chars() > MAX_PROMPT_CHARS:
         c.add(request.prompt_field, f"is longer than {MAX_PROMPT_CHARS} characters")
     n = request.sample_count
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
+    if not _is_int(n) or not 1 <= n <= MAX_SAMPLES:
         c.add("sample_count", f"must be an integer in [1, {MAX_SAMPLES}], got {n!r}")
     s = request.sampling
     _finite_in(c, s.temperature, "sampling.temperature", 0, 10)
@@ -174,16 +180,16 @@ def validate_request(request: GenerateRequest) -> None:
     _finite_in(c, s.presence_penalty, "sampling.presence_penalty", -2, 2)
     _finite_in(c, s.frequency_penalty, "sampling.frequency_penalty", -2, 2)
     _finite_in(c, s.repetition_penalty, "sampling.repetition_penalty", 0, 1e6, low_open=True)
-    if s.top_k is not None and (not isinstance(s.top_k, int) or s.top_k < 0):
+    if s.top_k is not None and (not _is_int(s.top_k) or s.top_k < 0):
         c.add("sampling.top_k", f"must be a non-negative integer, got {s.top_k!r}")
-    if s.max_tokens is not None and (not isinstance(s.max_tokens, int) or not 0 < s.max_tokens <= 1 << 20):
+    if s.max_tokens is not None and (not _is_int(s.max_tokens) or not 0 < s.max_tokens <= 1 << 20):
         c.add("sampling.max_tokens", f"must be an integer in [1, 1048576], got {s.max_tokens!r}")
     if len(s.stop) > MAX_STOP_SEQUENCES:
         c.add("sampling.stop_sequences", f"at most {MAX_STOP_SEQUENCES} stop sequences, got {len(s.stop)}")
     for i, stop in enumerate(s.stop):
         if not isinstance(stop, str) or not stop:
             c.add(f"sampling.stop_sequences[{i}]", "must be a non-empty string")
-    if s.seed is not None and (not isinstance(s.seed, int) or not -(1 << 63) <= s.seed < 1 << 63):
+    if s.seed is not None and (not _is_int(s.seed) or not -(1 << 63) <= s.seed < 1 << 63):
         c.add("sampling.seed", "must be a 64-bit integer")
     for token, bias in s.logit_bias.items():
         if not str(token).lstrip("-").isdigit():
