@@ -56,11 +56,22 @@ class LayoutOpenAI(FakeOpenAI):
         # Once this many generations were answered, leave the rest unanswered (see `hold`).
         self.hold_after: int | None = None
         self.held_count = 0
-        # Output -> instruction of every item it wrote, to back-translate like a model that can.
-        self.instruction_of: dict[str, str] = {}
+        # Output -> instruction of every item it wrote, to back-translate like a model that can;
+        # indexed only when a back-translation is asked for (most runs never ask).
+        self._instruction_of: dict[str, str] = {}
+        self._unindexed: list[str] = []
+
+    def instruction_of(self, output: str) -> str | None:
+        """The instruction of the item this fake wrote with `output`, if it wrote one."""
+        for text in self._unindexed:
+            for item in text.split("\n###\n"):
+                if (found := _ITEM.match(item)) is not None:
+                    self._instruction_of[found.group(2).strip()] = found.group(1).strip()
+        self._unindexed.clear()
+        return self._instruction_of.get(output)
 
     def _back_translate(self, output: str) -> str:
-        instruction = self.instruction_of.get(output.strip())
+        instruction = self.instruction_of(output.strip())
         if instruction is None or not self_consistent(output):
             return f"{UNRELATED_INSTRUCTION}\n###\n"
         return f"Please {instruction[0].lower()}{instruction[1:]}\n###\n"
@@ -75,9 +86,7 @@ class LayoutOpenAI(FakeOpenAI):
         digest = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16)
         if digest % 7 == 0:  # cut off in the middle of the last item
             text = text[: max(1, int(len(text) * 0.8))]
-        for item in text.split("\n###\n"):
-            if (found := _ITEM.match(item)) is not None:
-                self.instruction_of[found.group(2).strip()] = found.group(1).strip()
+        self._unindexed.append(text)
         return text
 
     def hold(self) -> None:
