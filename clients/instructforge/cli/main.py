@@ -95,9 +95,7 @@ def _run_serve(args: argparse.Namespace, extra: list[str]) -> int:
     metrics_address = None
     if settings.metrics_enabled and settings.metrics_port is not None:
         metrics_address = (settings.metrics_host or settings.host, settings.metrics_port)
-    # Recorded only when served: with metrics off nobody reads them, and each update costs every call.
-    asyncio.run(serve([(spec, settings)], Metrics(recording=metrics_address is not None),
-                      metrics_address=metrics_address))
+    asyncio.run(serve([(spec, settings)], Metrics.for_endpoint(metrics_address), metrics_address=metrics_address))
     return 0
 
 

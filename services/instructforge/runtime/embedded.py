@@ -93,6 +93,4 @@ async def run_embedded(
         out.write(f"{'ready':<{width}}{len(running)} services healthy; state in {first.state_dir}\n")
         out.flush()
 
-    # No endpoint: nobody reads the metrics, so services may skip the ones that cost CPU per call.
-    await serve(planned, Metrics(recording=metrics_address is not None), metrics_address=metrics_address,
-                on_ready=announce)
+    await serve(planned, Metrics.for_endpoint(metrics_address), metrics_address=metrics_address, on_ready=announce)

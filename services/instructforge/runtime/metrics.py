@@ -48,6 +48,12 @@ class Metrics:
         )
         self._http: tuple[WSGIServer, threading.Thread] | None = None
 
+    @classmethod
+    def for_endpoint(cls, address: tuple[str, int] | None) -> Metrics:
+        """A process's metrics, recorded only when `address` serves them: with no endpoint nobody
+        reads them, and the gateway's cost CPU on every call."""
+        return cls(recording=address is not None)
+
     def serve_http(self, host: str, port: int) -> int:
         """Start the /metrics endpoint in a background thread; returns the bound port."""
         server, thread = start_http_server(port, addr=host, registry=self.registry)
