@@ -11,7 +11,13 @@ from layout_openai import LayoutOpenAI  # puts tests/generator (fakes.*) on the 
 from pipeline_fakes import VirtualClock
 
 from instructforge.pipeline.context import RunContext
-from instructforge.pipeline.explore_grow import MIN_RISK, YieldEstimate, enrich_stage, extend_stage
+from instructforge.pipeline.explore_grow import (
+    HANDOVER_PER_TURN,
+    MIN_RISK,
+    YieldEstimate,
+    enrich_stage,
+    extend_stage,
+)
 from instructforge.pipeline.explore_instruct import initial_tree, resolve_domain
 from instructforge.pipeline.filters import get_rules
 from instructforge.pipeline.protocols import Completion, FinishReason
@@ -46,8 +52,38 @@ class Provider:
         return Completion((text,), (FinishReason(finish),))
 
 
+class Wire:
+    """Between the stage and `provider`, as the run's stream to the gateway is: each call queues its
+    request, and a sender task of its own takes them on (`generation_stream.py`). Records how many
+    calls the enrich stage had made when the sender first ran, i.e. when its first request left."""
+
+    def __init__(self, provider: Provider):
+        self.provider, self.made, self.first_departure = provider, 0, None
+        self.queue: asyncio.Queue | None = None
+
+    async def generate(self, request):
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            asyncio.get_running_loop().create_task(self._send())
+        self.made += 1
+        answer = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((request, answer))
+        return await answer
+
+    def enrich_starts(self) -> None:
+        self.made, self.first_departure = 0, None
+
+    async def _send(self) -> None:
+        while True:
+            request, answer = await self.queue.get()
+            if self.first_departure is None:
+                self.first_departure = self.made
+            call = asyncio.ensure_future(self.provider.generate(request))
+            call.add_done_callback(lambda done, answer=answer: answer.set_result(done.result()))
+
+
 def _enrich_in_lockstep(tmp_path, concurrency: int, per_leaf: int, *, answer_gap_s: float = 0.0, backlog: int = 0,
-                        seed: int = 42) -> tuple[float, StageStats]:
+                        seed: int = 42, provider=None) -> tuple[float, StageStats]:
     recipe = parse_recipe({
         "recipe": "explore_instruct", "name": "lockstep", "concurrency": concurrency, "seed": seed,
         "domain": {"preset": "custom", "name": "Packing lists", "description": "Packing lists for trips."},
@@ -55,10 +91,12 @@ def _enrich_in_lockstep(tmp_path, concurrency: int, per_leaf: int, *, answer_gap
 
     async def run() -> tuple[float, StageStats]:
         state = RunState.create(tmp_path / "run", recipe)
-        ctx = RunContext.journaled(state, Provider(concurrency, answer_gap_s), None, backlog=backlog)
+        ctx = RunContext.journaled(state, provider or Provider(concurrency, answer_gap_s), None, backlog=backlog)
         domain = resolve_domain(recipe)
         rules = get_rules(domain.filter_variant)
         tree = await extend_stage(ctx, recipe, initial_tree(recipe, domain), domain, rules, StageStats("extend"))
+        if isinstance(provider, Wire):
+            provider.enrich_starts()
         stats, start = StageStats("enrich"), asyncio.get_running_loop().time()
         await enrich_stage(ctx, recipe, tree, domain, rules, stats)
         took = asyncio.get_running_loop().time() - start
@@ -95,6 +133,18 @@ def test_answers_coming_one_at_a_time_cost_no_round_trip_at_the_gateway(tmp_path
     assert stats.outputs >= 144 * 20
     # The last answers arrive up to 128 x 1 ms after the first of their round trip.
     assert took <= math.ceil(kept / 128) * LATENCY_S + 128 * 0.001
+
+
+def test_the_first_calls_leave_while_the_rest_of_the_wave_is_still_being_prepared(tmp_path):
+    # 128 slots free at once at the start of the stage. Handed over in one turn of the event loop,
+    # every call was prepared before the stream's sender could take the first (128 made when the
+    # first left; 288 in the benchmark, 40-70 ms with the provider idle). A turn hands over at most
+    # HANDOVER_PER_TURN, so the first leave after that many, and the stage's outcome is unchanged.
+    wire = Wire(Provider(128))
+    took, stats = _enrich_in_lockstep(tmp_path, concurrency=128, per_leaf=20, provider=wire)
+    assert wire.first_departure is not None and wire.first_departure <= HANDOVER_PER_TURN
+    plain_took, plain = _enrich_in_lockstep(tmp_path / "plain", concurrency=128, per_leaf=20)
+    assert (took, stats.calls, stats.outputs) == (plain_took, plain.calls, plain.outputs)
 
 
 def test_calls_beyond_need_go_only_where_a_short_answer_is_possible():

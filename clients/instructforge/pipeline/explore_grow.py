@@ -222,6 +222,12 @@ def _below(limit: float, mean: float, spread: float) -> float:
 
 # Calls beyond need go only to nodes at least this likely to fall short without them.
 MIN_RISK = 0.001
+# Calls handed over per turn of the event loop (a stream message's worth, see generation_stream.py).
+# Each call is prepared (journal, prompt) in a task of its own and the stream's writer only runs once
+# every task ahead of it has had its turn: 288 calls handed over at once at the start of the stage
+# left the first for the gateway only after the last was prepared (40-70 ms), with both the gateway's
+# and the provider's slots idle meanwhile.
+HANDOVER_PER_TURN = 16
 
 
 class NodeFill:
@@ -302,6 +308,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     calls: dict[asyncio.Future, tuple[NodeFill, int]] = {}
     hooks: set[asyncio.Future] = set()
     finished = Finished()
+    handover = HANDOVER_PER_TURN  # calls this turn of the event loop may still hand over
 
     def prompt_for(fill: NodeFill, r: int) -> str:
         node = fill.node
@@ -349,12 +356,15 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
                 start(fills[id(child)])
 
     def launch(fill: NodeFill, count: int, free: int) -> int:
-        count = min(count, free)
+        """Up to `count` calls for `fill`; the slots still free, 0 once this turn has handed over its share."""
+        nonlocal handover
+        count = min(count, free, handover)
+        handover -= count
         for _ in range(count):
             calls[finished.watch(asyncio.ensure_future(one(fill, fill.rounds)))] = (fill, fill.rounds)
             fill.rounds += 1
             fill.in_flight += 1
-        return free - count
+        return free - count if handover else 0
 
     def hand_out_slots() -> None:
         free = capacity - len(calls)
@@ -419,7 +429,11 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             start(fills[id(n)])
     try:
         while True:
+            handover = HANDOVER_PER_TURN
             hand_out_slots()
+            if not handover:  # slots may be left: let the calls just handed over leave first
+                await asyncio.sleep(0)
+                continue
             for fill in [f for f in live if not f.in_flight and (f.rounds >= f.max_rounds or not calls)]:
                 close(fill)  # attempts spent, nothing more to come
             if not live and not hooks:
