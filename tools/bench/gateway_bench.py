@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -352,6 +353,7 @@ async def main() -> None:
                 proc.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(15)
+        shutil.rmtree(state, ignore_errors=True)  # the gateway's cache database: nothing to keep
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ fake every 0.25 s.
                                          # the bound over recipe seeds 1..8 and its mean: judge a
                                          # scheduler change without the machine's noise
     python tools/bench/pipeline_bench.py --latency-jitter 0.2  # latencies of 400-600 ms (same mean)
+    python tools/bench/pipeline_bench.py --keep-runs          # keep each run's folder (deleted by default)
 """
 
 from __future__ import annotations
@@ -251,30 +252,37 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
     timeline = fake.stdout.readline().strip()
     spans = json.loads(fake.stdout.readline())
     fake.wait(10)
-    if run.returncode != 0:
-        raise SystemExit(f"iforge run failed ({run.returncode}):\n{out[-3000:]}")
-    summary = json.loads((work / "run" / "summary.json").read_text())
-    with sqlite3.connect(work / "run" / "state.sqlite") as db:
-        first_started, last_finished = db.execute("SELECT MIN(started), MAX(finished) FROM stages").fetchone()
-        window = db.execute("SELECT started, finished FROM stages WHERE name = 'enrich'").fetchone()
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    services_cpu, services_rss = watch.by_role(*SERVICE_ROLES)
-    _, pipeline_rss = watch.by_role("pipeline")
-    stages = {s["name"]: s for s in summary["stages"]}
-    enrich = stages.get("enrich", {})
-    return {
-        "source": str(source or ROOT), "work": str(work), "examples": summary["examples"],
-        "calls": int(calls), "peak": int(peak), "wall": wall, "startup": first_started - launched,
-        "after_stages": launched + wall - last_finished, "stages": stages,
-        "enrich_calls": enrich.get("calls", 0), "enrich_wall": enrich.get("wall_s", 0.0),
-        "enrich_unused": enrich.get("notes", {}).get("unused_calls", 0),
-        "cpu": cpu, "services_cpu": services_cpu, "pipeline_cpu": cpu - services_cpu,
-        "pipeline_rss": pipeline_rss, "services_rss": services_rss, "fake_cpu": float(fake_cpu),
-        "timeline": timeline, "enrich_cpu": watch.between(*window) if window else {},
-        "enrich_losses": capacity_losses(spans, *window, args.concurrency) if window else {},
-        "enrich_rounds": round_trips(spans, *window, args.latency_s) if window and not args.latency_jitter else [],
-        "llm_phase": float(llm_phase),
-    }
+    if run.returncode != 0:  # the run folder stays, for its services.log
+        raise SystemExit(f"iforge run failed ({run.returncode}); its folder: {work / 'run'}\n{out[-3000:]}")
+    try:
+        summary = json.loads((work / "run" / "summary.json").read_text())
+        with sqlite3.connect(work / "run" / "state.sqlite") as db:
+            first_started, last_finished = db.execute("SELECT MIN(started), MAX(finished) FROM stages").fetchone()
+            window = db.execute("SELECT started, finished FROM stages WHERE name = 'enrich'").fetchone()
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        services_cpu, services_rss = watch.by_role(*SERVICE_ROLES)
+        _, pipeline_rss = watch.by_role("pipeline")
+        stages = {s["name"]: s for s in summary["stages"]}
+        enrich = stages.get("enrich", {})
+        return {
+            "source": str(source or ROOT), "work": str(work) if args.keep_runs else None,
+            "examples": summary["examples"],
+            "calls": int(calls), "peak": int(peak), "wall": wall, "startup": first_started - launched,
+            "after_stages": launched + wall - last_finished, "stages": stages,
+            "enrich_calls": enrich.get("calls", 0), "enrich_wall": enrich.get("wall_s", 0.0),
+            "enrich_unused": enrich.get("notes", {}).get("unused_calls", 0),
+            "cpu": cpu, "services_cpu": services_cpu, "pipeline_cpu": cpu - services_cpu,
+            "pipeline_rss": pipeline_rss, "services_rss": services_rss, "fake_cpu": float(fake_cpu),
+            "timeline": timeline, "enrich_cpu": watch.between(*window) if window else {},
+            "enrich_losses": capacity_losses(spans, *window, args.concurrency) if window else {},
+            "enrich_rounds": round_trips(spans, *window, args.latency_s) if window and not args.latency_jitter else [],
+            "llm_phase": float(llm_phase),
+        }
+    finally:
+        # A run folder holds every prompt and answer of the run (about 40 MB here): kept only when
+        # asked, or a few dozen runs fill the disk.
+        if not args.keep_runs:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def capacity_losses(spans: list[list[float]], start: float, end: float, concurrency: int) -> dict:
@@ -345,7 +353,7 @@ def fixed_latency_cap(calls: int, args: argparse.Namespace) -> str:
 
 def report(r: dict, args: argparse.Namespace) -> None:
     e = efficiencies(r, args)
-    print(f"== {r['source']}  (run folder {r['work']}/run)")
+    print(f"== {r['source']}" + (f"  (run folder {r['work']}/run)" if r["work"] else ""))
     print(f"examples kept            {r['examples']:,} (target {args.examples:,})")
     print(f"LLM calls at the fake    {r['calls']:,} (peak {r['peak']} at once; limit {args.concurrency})")
     print(f"ideal throughput         {e['rate']:,.0f} calls/s ({args.concurrency} at once / {args.latency_s} s)")
@@ -510,6 +518,9 @@ def main() -> int:
                         help="a source tree (with clients/ and services/) to run instead of this one; "
                              "repeat to compare trees, run interleaved")
     parser.add_argument("--repeat", type=int, default=1, help="runs per source (default 1)")
+    parser.add_argument("--keep-runs", action="store_true",
+                        help="keep each run's folder (its state, dataset, report and services' log) and print "
+                             "where; by default it is deleted once its figures are read")
     parser.add_argument("--bound-cpu-ms", type=float, default=0.0,
                         help="in the orchestration bound, CPU milliseconds every call costs on one shared core "
                              "(default 0: free CPU)")
