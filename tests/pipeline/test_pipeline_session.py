@@ -117,7 +117,13 @@ async def test_a_service_that_cannot_start_fails_the_session_with_its_log(tmp_pa
         with pytest.raises(Unavailable) as failed:
             async with open_session(_recipe(tmp_path), tmp_path / "run", env):
                 raise AssertionError("the session opened")
-    assert "exited with code" in failed.value.message and "shutdown_grace_s" in failed.value.message
+    message = failed.value.message
+    assert "exited with code" in message and "shutdown_grace_s" in message
+    # The end of dedup's own log: no other service's lines can push its error out of the message.
+    services = tmp_path / "run" / "services"
+    assert f"from {services / 'dedup.log'}:" in message
+    assert "shutdown_grace_s" in (services / "dedup.log").read_text()
+    assert "shutdown_grace_s" not in (services / "generator.log").read_text()
 
 
 RUN_UNTIL_KILLED = """

@@ -252,7 +252,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
     timeline = fake.stdout.readline().strip()
     spans = json.loads(fake.stdout.readline())
     fake.wait(10)
-    if run.returncode != 0:  # the run folder stays, for its services.log
+    if run.returncode != 0:  # the run folder stays, for its services' logs
         raise SystemExit(f"iforge run failed ({run.returncode}); its folder: {work / 'run'}\n{out[-3000:]}")
     try:
         summary = json.loads((work / "run" / "summary.json").read_text())

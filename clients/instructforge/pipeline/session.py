@@ -165,7 +165,8 @@ async def embedded_services(names: tuple[str, ...], state_dir: Path, config: dic
     so neither waits on the other's interpreter lock (a dedup batch held the gateway's event loop up
     to a switch interval at a time, with hundreds of calls in flight). They start side by side, stop
     gracefully (SIGTERM: drain, flush) after the block and die with this process if that is killed.
-    Their log is `<state_dir>/services.log`; their config `<state_dir>/embedded.yaml`.
+    Each writes its log to `<state_dir>/<name>.log` (a service that cannot start fails the run with
+    the end of its own log, not another's lines); their config is `<state_dir>/embedded.yaml`.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     config_file = state_dir / "embedded.yaml"
@@ -173,13 +174,12 @@ async def embedded_services(names: tuple[str, ...], state_dir: Path, config: dic
     partial.write_text(yaml.safe_dump(config, sort_keys=False))
     partial.replace(config_file)
     child_env = {k: v for k, v in {**os.environ, **env}.items() if not _NOT_INHERITED.match(k)}
-    log_file = state_dir / "services.log"
     _prctl()  # resolved here: the child only makes the call
     processes: list[asyncio.subprocess.Process] = []
     try:
         for name in names:
-            processes.append(await _launch(name, state_dir, config_file, log_file, child_env))
-        waits = [asyncio.ensure_future(_addresses(p, (n,), log_file)) for p, n in zip(processes, names)]
+            processes.append(await _launch(name, state_dir, config_file, child_env))
+        waits = [asyncio.ensure_future(_addresses(p, (n,), _log_file(state_dir, n))) for p, n in zip(processes, names)]
         try:
             found = await asyncio.gather(*waits)
         except BaseException:  # one could not start: the others' waits end here, not in a warning
@@ -191,10 +191,13 @@ async def embedded_services(names: tuple[str, ...], state_dir: Path, config: dic
         await asyncio.gather(*(_stop(p) for p in processes))
 
 
-async def _launch(name: str, state_dir: Path, config_file: Path, log_file: Path,
-                  env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`iforge up --services NAME`, its stderr appended to the shared log (one write per line)."""
-    with log_file.open("ab") as log:
+def _log_file(state_dir: Path, name: str) -> Path:
+    return state_dir / f"{name}.log"
+
+
+async def _launch(name: str, state_dir: Path, config_file: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`iforge up --services NAME`, its stderr appended to its log (kept over resumes)."""
+    with _log_file(state_dir, name).open("ab") as log:
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "instructforge.cli.main", "up", "--services", name,
             "--host", "127.0.0.1", "--port", "0", "--auth-tokens", "", "--no-metrics-enabled",
