@@ -42,6 +42,13 @@ def test_unset_parameters_stay_unset_so_the_deployment_default_applies():
         assert not params.HasField(name), name
 
 
+def test_the_content_cache_is_the_gateways_to_use_unless_the_run_says_otherwise():
+    ask = GenerationRequest(model="m", prompt="p", idempotency_key="run/0")
+    assert generate_request(ask).cache_policy == gen.CACHE_POLICY_UNSPECIFIED  # the gateway's default: use it
+    bypass = generate_request(ask, content_cache=False)
+    assert bypass.cache_policy == gen.CACHE_POLICY_BYPASS and bypass.idempotency_key == "run/0"
+
+
 def test_chat_prompts_keep_roles_and_order():
     request = generate_request(GenerationRequest(model="m", prompt=(
         Message("system", "Be brief."), Message("user", "Hi"), Message("assistant", "Hello"))))

@@ -4,10 +4,12 @@ stopping with it, and dying with it when the run is killed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -109,6 +111,20 @@ async def test_each_service_runs_in_a_child_process_of_its_own_serves_the_run_an
     config = (run / "services" / "embedded.yaml").read_text()
     assert "max_concurrency: 7" in config and "stream_window: 1024" in config and fake.url in config
     assert "api_key_env: IFORGE_LLM_API_KEY" in config and SECRET not in config  # a name, never the key
+
+
+async def test_the_runs_own_gateway_keeps_each_answer_once_under_its_idempotency_key(tmp_path):
+    # Its cache lives in the run folder, where no other run looks, and every call of a run has a seed
+    # of its own: an answer stored by content could never be served. What a resume replays is kept.
+    async with LayoutOpenAI() as fake, open_session(_recipe(tmp_path), tmp_path / "run", _env(fake)) as session:
+        request = GenerationRequest(model=session.llm.model, prompt="Say hello.", idempotency_key="run/0")
+        first = await session.generator.generate(request)
+        again = await session.generator.generate(request)  # a resumed run asking again
+        assert again.texts == first.texts and again.cache_hit and len(fake.log.calls) == 1
+        cache = tmp_path / "run" / "services" / "generator" / "cache.sqlite3"
+        with contextlib.closing(sqlite3.connect(f"file:{cache}?mode=ro", uri=True)) as db:
+            keys = [key for (key,) in db.execute("SELECT key FROM entries")]
+        assert len(keys) == 1 and keys[0].startswith("i:")  # the idempotency record alone
 
 
 async def test_a_service_that_cannot_start_fails_the_session_with_its_log(tmp_path):

@@ -67,8 +67,10 @@ def _sorted_error(error: ApiError, what: str) -> Exception:
     return kind(f"{what}: {error.code.name}{reason}: {error.message}")
 
 
-def generate_request(request: GenerationRequest) -> gen.GenerateRequest:
-    """The gateway request for a pipeline generation, every sampling parameter carried over."""
+def generate_request(request: GenerationRequest, *, content_cache: bool = True) -> gen.GenerateRequest:
+    """The gateway request for a pipeline generation, every sampling parameter carried over;
+    `content_cache=False`: the gateway neither looks the answer up by content nor stores it so
+    (CACHE_POLICY_BYPASS; the idempotency key still replays it)."""
     s = request.sampling
     sampling = gen.SamplingParams(
         temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, max_tokens=s.max_tokens, seed=s.seed,
@@ -79,6 +81,8 @@ def generate_request(request: GenerationRequest) -> gen.GenerateRequest:
         model=request.model, sample_count=request.n, sampling=sampling, idempotency_key=request.idempotency_key,
         run_id=request.run_id, record_id=request.record_id, template_version=request.template_version,
     )
+    if not content_cache:
+        message.cache_policy = gen.CACHE_POLICY_BYPASS
     if isinstance(request.prompt, str):
         message.text = request.prompt
     else:
@@ -88,18 +92,20 @@ def generate_request(request: GenerationRequest) -> gen.GenerateRequest:
 
 class GatewayGenerator:
     """`protocols.Generator` through the generator gateway: every call over one stream call
-    (`stream=True`, what a run uses: `generation_stream.py` says why), or one unary Generate each."""
+    (`stream=True`, what a run uses: `generation_stream.py` says why), or one unary Generate each.
+    `content_cache`: see `generate_request`."""
 
-    def __init__(self, client: GeneratorClient, *, stream: bool = False):
+    def __init__(self, client: GeneratorClient, *, stream: bool = False, content_cache: bool = True):
         self._client = client
         self._streaming = stream
+        self._content_cache = content_cache
         self._stream: GenerationStream | None = None
         self._opening: asyncio.Future[GenerationStream] | None = None  # shared by the calls that find none open
         self._batches = True  # until the gateway says it has no StreamGenerateBatches
 
     async def generate(self, request: GenerationRequest) -> Completion:
         what = f"generation for {request.record_id or request.idempotency_key}"
-        message = generate_request(request)
+        message = generate_request(request, content_cache=self._content_cache)
         try:
             if self._streaming:
                 reply = await self._stream_call(message, what)

@@ -102,7 +102,11 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
         if "verifier" in addresses:
             verifier = VerifierExecutor(await stack.enter_async_context(
                 VerifierClient.connect(addresses["verifier"], token=None if "verifier" in missing else token)))
-        gateway = GatewayGenerator(generator, stream=True)
+        # The run's own gateway keeps its cache in the run folder, where no other run looks, and each
+        # call of a run has a seed of its own (RunContext.call_seed): an answer stored by content could
+        # never be served. Each is kept once, under its idempotency key, which is what a resume replays
+        # (storing it by content too cost the run a tenth of its CPU: tools/bench/pipeline_bench.py).
+        gateway = GatewayGenerator(generator, stream=True, content_cache="generator" not in missing)
         stack.push_async_callback(gateway.aclose)  # before the client's channel closes
         collector.settle()  # the run's start-up is done: from here on it makes calls by the hundred
         yield Session(gateway, DedupNoveltyFilter(dedup), llm,
