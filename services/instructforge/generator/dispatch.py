@@ -14,6 +14,7 @@ with the last fault rather than sleeping in vain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, replace
 
 from instructforge.generator.accounting import call_cost
@@ -168,10 +169,7 @@ class Dispatcher:
                 timeout = deadline - started
             pm.in_flight.inc()
             try:
-                if own_timer:
-                    async with asyncio.timeout(timeout):
-                        result = await dep.backend.generate(call, timeout)
-                else:
+                async with asyncio.timeout(timeout) if own_timer else contextlib.nullcontext():
                     result = await dep.backend.generate(call, timeout)
             except TimeoutError:
                 raise ProviderError(Fault.TIMEOUT, f"no answer within {timeout:.2f}s") from None
