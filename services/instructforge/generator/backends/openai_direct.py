@@ -1,10 +1,11 @@
-"""A lean client of OpenAI's HTTP API for whole (non-streamed) answers, on aiohttp: `http_client: direct`.
+"""A lean client of OpenAI's HTTP API for whole (non-streamed) answers: `http_client: direct`.
 
 Why it exists: the official SDK spends about 0.5 ms of CPU per call building its request (header,
 URL and option objects) before a byte is sent: more than the rest of the gateway together. Against
 a local vLLM, TGI or llama.cpp server answering thousands of calls a second, that caps one gateway
 process near 800 calls/s. This client sends the same JSON body to the same route with the same
-bearer key, and reads the same answers and error envelopes, for about 0.1 ms.
+bearer key, and reads the same answers and error envelopes, over `http1.HTTP1Pool` (a few
+microseconds a call, where aiohttp's client took about 0.2 ms).
 
 It reads only what the gateway needs: the JSON answer, or the status, the error envelope
 (`{"error": {"message", "type", "param", "code"}}`, or vLLM's flat `{"message", "type", "code"}`)
@@ -17,8 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import aiohttp
-
+from instructforge.generator.backends.http1 import ConnectTimeout, HTTP1Pool, ProtocolViolation
 from instructforge.generator.backends.sdk_errors import root_fault
 from instructforge.generator.faults import Fault, ProviderError, fault_for_status, parse_retry_after
 
@@ -31,17 +31,7 @@ class DirectOpenAIClient:
         self.base_url = base_url.rstrip("/")
         self.headers = {"User-Agent": user_agent, **headers, "Authorization": f"Bearer {api_key}",
                         "Content-Type": "application/json", "Accept": "application/json"}
-        self.max_connections = max_connections
-        self.connect_timeout_s = connect_timeout_s
-        self._session: aiohttp.ClientSession | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the event loop that will run it (aiohttp binds a session to its loop).
-        connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self.headers,
-                                              auto_decompress=True, raise_for_status=False)
-        return self._session
+        self.pool = HTTP1Pool(self.base_url, self.headers, max_connections, connect_timeout_s, keepalive_s=30.0)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The JSON answer of a POST; a ProviderError for an error status, a broken body or a lost connection.
@@ -49,32 +39,28 @@ class DirectOpenAIClient:
         The attempt's time limit is the caller's (the dispatcher's `asyncio.timeout`): cancelling
         this coroutine closes the connection, which is how the provider learns the call is off.
         """
-        session = self._session or self._open()
         payload = json.dumps(body, ensure_ascii=False).encode()
         try:
-            async with session.post(self.base_url + path, data=payload) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise status_error(response.status, raw, response.headers)
-        except ProviderError:
-            raise
-        except aiohttp.ClientResponseError as exc:
-            raise ProviderError(Fault.TRUNCATED, f"the answer is not valid HTTP: {exc.message}") from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
+            answer = await self.pool.post(path, payload)
+        except ProtocolViolation as exc:
+            raise ProviderError(Fault.TRUNCATED, f"the answer is not valid HTTP: {exc}") from exc
+        except ConnectTimeout as exc:
+            raise ProviderError(Fault.TIMEOUT, f"{Fault.TIMEOUT.label}: {exc}") from exc
+        except OSError as exc:  # refused, reset, closed before answering, TLS, name resolution
             fault = root_fault(exc) or Fault.CONNECTION
             raise ProviderError(fault, f"{fault.label}: {exc!r}") from exc
+        if answer.status >= 400:
+            raise status_error(answer.status, answer.body, answer.headers)
         try:
-            data = json.loads(raw)
+            data = json.loads(answer.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ProviderError(Fault.TRUNCATED, f"the provider's answer is not JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise ProviderError(Fault.TRUNCATED, f"the provider's answer is JSON but not an object: {raw[:80]!r}")
+            raise ProviderError(Fault.TRUNCATED, f"the provider's answer is JSON but not an object: {answer.body[:80]!r}")
         return data
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.pool.aclose()
 
 
 def status_error(status: int, raw: bytes, headers) -> ProviderError:
