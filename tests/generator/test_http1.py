@@ -5,9 +5,11 @@ answer can go wrong (cut short, not HTTP, closed unanswered, cancelled)."""
 import asyncio
 import gzip
 import json
+import ssl
 
 import pytest
 
+from client.client_servers import make_pki
 from instructforge.generator.backends.http1 import ConnectionClosed, HTTP1Pool, ProtocolViolation
 from instructforge.generator.backends.openai_direct import DirectOpenAIClient
 from instructforge.generator.faults import Fault, ProviderError
@@ -25,9 +27,9 @@ class ScriptedServer:
         self.open_now = self.open_peak = 0
         self.closed_by_client = asyncio.Event()
 
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+    async def start(self, tls: ssl.SSLContext | None = None) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=tls)
+        return f"{'https' if tls else 'http'}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def stop(self) -> None:
         self.server.close()
@@ -262,3 +264,25 @@ def test_the_direct_client_classifies_transport_failures():
     assert cut is Fault.TRUNCATED and "not valid HTTP" in cut_msg
     assert not_object is Fault.TRUNCATED and "not an object" in msg
     assert refused is Fault.CONNECTION
+
+
+def test_https_verifies_the_server_certificate(tmp_path):
+    pki = make_pki(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(pki.server_cert, pki.server_key)
+    trusting = ssl.create_default_context(cafile=pki.ca)
+    trusting.check_hostname = False  # the certificate names dedup.iforge.test; the chain is still checked
+
+    async def go():
+        server = ScriptedServer([ok(b'{"over": "tls"}'), "hang"])
+        url = await server.start(tls=served)
+        answer = await HTTP1Pool(url, {}, 2, 5.0, ssl_context=trusting).post("/c", b"{}")
+        stranger = DirectOpenAIClient(url, "k", {}, 2, 5.0, "t")  # the system's CAs: ours is not among them
+        with pytest.raises(ProviderError) as caught:
+            await stranger.post_json("/completions", {})
+        await server.stop()
+        return answer, caught.value
+
+    answer, refused = run(go())
+    assert answer.body == b'{"over": "tls"}'
+    assert refused.fault is Fault.CONNECTION and "CERTIFICATE_VERIFY_FAILED" in str(refused)

@@ -253,7 +253,7 @@ class HTTP1Pool:
     """POST to one origin over at most `max_connections` keep-alive connections."""
 
     def __init__(self, base_url: str, headers: dict[str, str], max_connections: int, connect_timeout_s: float,
-                 keepalive_s: float = 30.0):
+                 keepalive_s: float = 30.0, ssl_context: ssl.SSLContext | None = None):
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -268,7 +268,7 @@ class HTTP1Pool:
         self._fixed_headers = "".join(f"{name}: {value}\r\n" for name, value in fixed.items()).encode("latin-1")
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
-        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
+        self._ssl = (ssl_context or ssl.create_default_context()) if self.tls else None  # the system's CAs
 
     async def post(self, path: str, body: bytes) -> Answer:
         request = b"".join((b"POST ", (self.prefix + path).encode("latin-1"), b" HTTP/1.1\r\n", self._fixed_headers,
