@@ -3,7 +3,11 @@ original did, and every drop carries its reason."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from instructforge.pipeline.filters import VARIANTS, ensure_boxed, get_rules
 
@@ -51,6 +55,28 @@ def test_blacklist_is_whole_word_and_case_insensitive():
     assert reason("alpaca", "Explain how to GO TO the station by bus.") == "blacklisted_word"
     drop = get_rules("alpaca").check("Please Draw a cat for the children.")
     assert drop is not None and drop.detail == "draw"
+
+
+def test_the_blacklist_folds_case_as_unicode_does_beyond_ascii():
+    # Case-blind matching also takes the dotless i and the long s for i and s: the quick ASCII
+    # screen must leave such text to the full match.
+    assert get_rules("alpaca").blacklisted("Describe the \u0131MAGE in one line.") == "\u0131mage"
+    assert get_rules("alpaca").blacklisted("Name three MAP\u017f of Europe.") == "map\u017f"
+    assert get_rules("alpaca").blacklisted("Name three maple trees.") is None
+
+
+_PIECES = st.sampled_from(["image", "IMAGES", "Map", "maple", "go to", "GO  TO", "draw", "drawing", "plot", "video",
+                           "\u0131mage", "map\u017f", "\u212a", "\u0130", " ", ".", "-", "_", "a", "s", "x", "\u00e9"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=8).map("".join), st.sampled_from(sorted(VARIANTS)))
+def test_the_blacklist_screen_agrees_with_a_case_blind_whole_word_search(text, variant):
+    rules = get_rules(variant)
+    if not rules.blacklist:
+        return
+    plain = re.search(r"\b(" + "|".join(map(re.escape, rules.blacklist)) + r")\b", text, re.IGNORECASE)
+    assert rules.blacklisted(text) == (plain.group(1).lower() if plain else None)
 
 
 def test_programming_prefixes():

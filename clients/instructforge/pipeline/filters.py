@@ -48,6 +48,26 @@ class FilterRules:
             return None
         return re.compile(r"\b(" + "|".join(re.escape(w) for w in self.blacklist) + r")\b", re.IGNORECASE)
 
+    @cached_property
+    def _blacklist_lower(self) -> tuple[str, ...]:
+        return tuple(w.lower() for w in self.blacklist)
+
+    def blacklisted(self, text: str) -> str | None:
+        """The first blacklisted word in `text` (lower-cased), matched whole and in any case.
+
+        Why not the regex alone: an alternation searched case-blind costs ~11 us per instruction,
+        the most of any rule. ASCII text holding none of the words as a lower-cased substring cannot
+        match, which a few substring tests (~1 us) settle; other text goes to the regex, whose case
+        folding also matches letters such as the dotless i or the long s."""
+        if self._blacklist_re is None:
+            return None
+        if text.isascii():
+            lowered = text.lower()
+            if not any(word in lowered for word in self._blacklist_lower):
+                return None
+        match = self._blacklist_re.search(text)
+        return match.group(1).lower() if match else None
+
     def check(self, instruction: str, input: str = "", output: str | None = None) -> Drop | None:
         """The first rule the example breaks, or None when it passes. `output=None` skips output rules
         (Self-Instruct's bootstrap stage judges instructions alone)."""
@@ -58,8 +78,8 @@ class FilterRules:
             return Drop("too_short", f"{words} words")
         if self.max_words is not None and words > self.max_words:
             return Drop("too_long", f"{words} words")
-        if self._blacklist_re is not None and (match := self._blacklist_re.search(instruction)):
-            return Drop("blacklisted_word", match.group(1).lower())
+        if (word := self.blacklisted(instruction)) is not None:
+            return Drop("blacklisted_word", word)
         for prefix in self.banned_prefixes:
             if instruction.startswith(prefix):
                 return Drop("programming_task", prefix)
