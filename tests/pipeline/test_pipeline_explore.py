@@ -292,5 +292,6 @@ async def test_calls_sent_ahead_of_need_change_what_is_paid_never_what_is_kept(t
     assert eager_stats.notes.get("unused_calls", 0) > 0  # calls beyond need went out (and were not kept)
     for stats, calls in ((lean_stats, lean_calls), (eager_stats, eager_calls)):  # counted as the fake saw them
         assert stats.calls == calls and stats.notes.get("unused_calls", 0) == calls - 3 * 9
+        assert stats.notes["answers_used"] == 3 * 9
     assert eager_tree == lean_tree and [x.id for x in eager] == [x.id for x in lean]
     assert eager_stats.outputs == lean_stats.outputs == 3 * 42  # rounds 0..8 of each node: 7 x 6 and 2 x 0

@@ -272,6 +272,7 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
             "after_stages": launched + wall - last_finished, "stages": stages,
             "enrich_calls": enrich.get("calls", 0), "enrich_wall": enrich.get("wall_s", 0.0),
             "enrich_unused": enrich.get("notes", {}).get("unused_calls", 0),
+            "enrich_used": enrich.get("notes", {}).get("answers_used"),
             "cpu": cpu, "services_cpu": services_cpu, "pipeline_cpu": cpu - services_cpu,
             "pipeline_rss": pipeline_rss, "services_rss": services_rss, "fake_cpu": float(fake_cpu),
             "timeline": timeline, "enrich_cpu": watch.between(*window) if window else {},
@@ -328,6 +329,13 @@ def round_trips(spans: list[list[float]], start: float, end: float, latency: flo
     return [(len(ts), ts[-1] - ts[0]) for _, ts in sorted(rounds.items())]
 
 
+def kept_calls(r: dict) -> int:
+    """The enrich calls whose answers the nodes kept. A tree from before the stage counted them
+    (`answers_used`) gives its calls less those unused, which also subtracts the unused calls still
+    on the way at the stage's end, which its calls do not count: a slight undercount."""
+    return r["enrich_used"] if r.get("enrich_used") is not None else r["enrich_calls"] - r["enrich_unused"]
+
+
 def efficiencies(r: dict, args: argparse.Namespace) -> dict:
     rate = args.concurrency / args.latency_s
     ideal_enrich = r["enrich_calls"] / rate
@@ -336,7 +344,7 @@ def efficiencies(r: dict, args: argparse.Namespace) -> dict:
     return {"rate": rate, "ideal_enrich": ideal_enrich, "ideal_run": ideal_run, "levels": levels,
             "llm_phase": r["calls"] / rate / r["llm_phase"] * 100 if r.get("llm_phase") else 0.0,
             "enrich": ideal_enrich / r["enrich_wall"] * 100 if r["enrich_wall"] else 0.0,
-            "enrich_kept": (r["enrich_calls"] - r.get("enrich_unused", 0)) / rate / r["enrich_wall"] * 100
+            "enrich_kept": kept_calls(r) / rate / r["enrich_wall"] * 100
             if r["enrich_wall"] else 0.0,
             "run": ideal_run / r["wall"] * 100, "run_after_startup": ideal_run / (r["wall"] - r["startup"]) * 100}
 
@@ -363,7 +371,7 @@ def report(r: dict, args: argparse.Namespace) -> None:
     print(f"enrich stage             {r['enrich_calls']:,} calls in {r['enrich_wall']:.2f} s = "
           f"{r['enrich_calls'] / r['enrich_wall'] if r['enrich_wall'] else 0:,.0f} calls/s -> "
           f"{e['enrich']:.1f}% of ideal (target >= 90%)")
-    print(f"  counting kept calls    {r['enrich_calls'] - r['enrich_unused']:,} calls ({r['enrich_unused']} sent ahead of "
+    print(f"  counting kept calls    {kept_calls(r):,} calls ({r['enrich_unused']} sent ahead of "
           f"need and not used) -> {e['enrich_kept']:.1f}% of ideal")
     if not args.latency_jitter and r["enrich_calls"]:
         print("  at a fixed latency     " + fixed_latency_cap(r["enrich_calls"], args))
@@ -465,7 +473,7 @@ def orchestration_bound(args: argparse.Namespace, seed: int | None = None) -> di
         shutil.rmtree(work)
         return {"extend_wall": t1 - t0, "extend_calls": extend.calls, "enrich_wall": t2 - t1,
                 "enrich_calls": enrich.calls, "enrich_examples": enrich.outputs,
-                "enrich_unused": enrich.notes.get("unused_calls", 0),
+                "enrich_unused": enrich.notes.get("unused_calls", 0), "enrich_used": enrich.notes.get("answers_used"),
                 "timeline": [sum(1 for a, b in spans if a <= t < b) for t in _ticks(t1, t2)]}
 
     with asyncio.Runner(loop_factory=VirtualClock) as runner:
@@ -480,7 +488,7 @@ def print_bound_over_seeds(args: argparse.Namespace) -> int:
     walls, shares, beyond = [], [], 0
     for seed in range(1, args.bound_seeds + 1):
         b = orchestration_bound(args, seed)
-        kept = b["enrich_calls"] - b["enrich_unused"]
+        kept = kept_calls(b)
         least = math.ceil(kept / args.concurrency) * args.latency_s
         share = b["enrich_calls"] / rate / b["enrich_wall"] * 100
         walls.append(b["enrich_wall"])

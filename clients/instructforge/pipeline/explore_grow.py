@@ -346,6 +346,9 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         unused = sum(1 for r in fill.sent if r >= fill.applied)  # paid for, past the rounds the node kept
         if unused:
             stats.notes["unused_calls"] = stats.notes.get("unused_calls", 0) + unused
+        # The answers the node kept (rounds 0..K): with `unused_calls`, every call the stage sent,
+        # including those still on the way when it ends (which its `calls` counts only once answered).
+        stats.notes["answers_used"] = stats.notes.get("answers_used", 0) + fill.applied
         if fill.added < fill.want:
             stats.notes.setdefault("nodes_short_of_examples", []).append(fill.node.task_name)
         stats.outputs += fill.added
