@@ -174,6 +174,24 @@ def test_answers_that_are_not_whole_http_raise_a_clear_error(script, error, word
     assert not pool._idle  # a connection that failed is never handed out again
 
 
+def test_an_answer_larger_than_the_limit_is_refused_not_read(monkeypatch):
+    from instructforge.generator.backends import http1
+    monkeypatch.setattr(http1, "MAX_BODY_BYTES", 1000)
+
+    async def go():
+        server, pool = await serve([ok(b"x" * 5000), [b"HTTP/1.1 200 OK\r\n\r\n", b"y" * 3000, b""]])
+        errors = []
+        for _ in range(2):
+            with pytest.raises(ProtocolViolation) as caught:
+                await pool.post("/c", b"")
+            errors.append(str(caught.value))
+        await server.stop()
+        return errors
+
+    declared, streamed = run(go())
+    assert "larger than 1000 bytes (5000)" in declared and "larger than 1000 bytes" in streamed
+
+
 def test_a_cancelled_call_closes_its_connection_so_the_server_sees_it_end():
     async def go():
         server, pool = await serve(["hang", ok(b"fresh")])

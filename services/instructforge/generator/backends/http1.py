@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 MAX_HEAD_BYTES = 64 * 1024  # a status line and headers longer than this are not an answer we can read
 MAX_CHUNK_LINE_BYTES = 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a whole answer is held in memory: a larger one is refused, not read
 
 
 class ProtocolViolation(Exception):
@@ -76,6 +77,8 @@ class _Connection(asyncio.Protocol):
         self._buffer += data
         try:
             self._parse()
+            if len(self._body) > MAX_BODY_BYTES:  # chunked or until the close: no size announced
+                raise ProtocolViolation(f"the answer is larger than {MAX_BODY_BYTES} bytes")
         except ProtocolViolation as exc:
             self._fail(exc)
 
@@ -159,6 +162,8 @@ class _Connection(asyncio.Protocol):
                 raise ProtocolViolation(f"bad content-length {headers['content-length']!r}") from None
             if self._left < 0:
                 raise ProtocolViolation(f"bad content-length {self._left}")
+            if self._left > MAX_BODY_BYTES:
+                raise ProtocolViolation(f"the answer is larger than {MAX_BODY_BYTES} bytes ({self._left})")
             self._framing = "length"
         else:
             self._framing = "close"
