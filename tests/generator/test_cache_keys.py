@@ -82,7 +82,7 @@ def test_deployment_identity_is_its_config_minus_routing_limits_and_prices():
                     "adaptive_concurrency": False, "requests_per_minute": 10, "tokens_per_minute": 100,
                     "rate_limit_burst_s": 1.0, "input_cost_per_million_tokens_usd": 3.0,
                     "output_cost_per_million_tokens_usd": 4.0, "timeout_s": 5.0, "api_key_env": "K",
-                    "stream": True, "http_client": "direct", "defaults": {"temperature": 0.1}}
+                    "stream": True, "http_client": "direct", "warm_connections": 3, "defaults": {"temperature": 0.1}}
     assert set(changed_identity) | set(not_identity) == set(DeploymentConfig.model_fields) - {"api_key_file"}
     assert set(not_identity) | {"api_key_file"} == NON_IDENTITY_FIELDS
     base = deployment_digest(DEP)

@@ -48,6 +48,9 @@ def test_errors_name_their_field():
     ({"backend": "anthropic", "model": "x", "http_client": "direct"}, "openai backend only"),
     ({"backend": "openai", "model": "x", "http_client": "direct", "stream": True}, "stream: false"),
     ({"backend": "openai", "model": "x", "http_client": "fast"}, "'sdk' or 'direct'"),
+    ({"backend": "openai", "model": "x", "warm_connections": 4}, "warm_connections is for http_client: direct"),
+    ({"backend": "openai", "model": "x", "http_client": "direct", "max_concurrency": 8, "warm_connections": 9},
+     "warm_connections must not exceed max_concurrency"),
 ])
 def test_the_direct_http_client_is_for_whole_openai_answers(deployment, words):
     with pytest.raises(InvalidArgument) as info:

@@ -254,6 +254,47 @@ def test_connections_never_exceed_the_limit():
     assert server.open_peak == 2 and len(server.requests) == 6
 
 
+def test_warm_connections_open_at_the_first_call_and_serve_the_burst_after_it():
+    async def go():
+        server, pool = await serve([ok(b"first")] + [[0.05, ok(b"x")]] * 6, max_connections=8, warm=6)
+        await pool.post("/c", b"")
+        for _ in range(100):  # the connections open in the background
+            if len(pool._idle) >= 6:
+                break
+            await asyncio.sleep(0.01)
+        opened_ahead = server.connections
+        await asyncio.gather(*(pool.post("/c", b"") for _ in range(6)))
+        await pool.aclose()
+        await server.stop()
+        return opened_ahead, server.connections
+
+    opened_ahead, opened = run(go())
+    assert opened_ahead == 7  # the first call's own, and 6 ahead
+    assert opened == 7  # the burst of 6 found them open
+
+
+def test_connections_that_cannot_be_opened_ahead_do_not_fail_the_calls(caplog):
+    async def go():
+        server, pool = await serve([ok(b"one")], warm=3)
+        connect, opened = pool._connect, []
+
+        async def first_then_refused():  # the server stops taking connections after the call's own
+            if opened:
+                raise ConnectionRefusedError("refused")
+            opened.append(1)
+            return await connect()
+
+        pool._connect = first_then_refused
+        answer = await pool.post("/c", b"")
+        await asyncio.gather(pool._warming)
+        await server.stop()
+        return answer
+
+    with caplog.at_level("INFO", logger="instructforge.generator.backends.http1"):
+        assert run(go()).body == b"one"
+    assert "opened 0 of 3 connections ahead" in caplog.text and "refused" in caplog.text
+
+
 def test_header_values_with_line_breaks_are_refused():
     with pytest.raises(ValueError, match="line break"):
         HTTP1Pool("http://127.0.0.1:1", {"X-Evil": "a\r\nInjected: 1"}, 1, 1.0)

@@ -201,3 +201,16 @@ def test_the_embedded_gateways_stream_lets_in_the_concurrency_and_the_backlog():
         {"backend": "openai", "model": "x", "base_url": "http://127.0.0.1:9/v1"}]})
     config = services_config(_recipe_with(concurrency=3000), llm)["generator"]
     assert config["stream_window"] == 3000 + 375 and config["models"][0]["deployments"][0]["max_concurrency"] == 3000
+    assert "warm_connections" not in config["models"][0]["deployments"][0]  # the SDK's pool is its own
+
+
+def test_the_embedded_gateways_direct_client_opens_the_runs_connections_ahead():
+    from instructforge.generator.config import parse_gateway_config
+    from instructforge.pipeline.llm import select_llm
+    from instructforge.pipeline.session import services_config
+
+    llm = select_llm(None, {"IFORGE_LLM_BASE_URL": "http://127.0.0.1:9/v1", "IFORGE_LLM_MODEL": "x"},
+                     gateway_is_remote=False)
+    config = services_config(_recipe_with(concurrency=300), llm)["generator"]
+    deployment = parse_gateway_config({"models": config["models"]}).models[0].deployments[0]
+    assert (deployment.http_client, deployment.max_concurrency, deployment.warm_connections) == ("direct", 300, 300)

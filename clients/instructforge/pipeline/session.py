@@ -115,12 +115,21 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
                       backlog=gateway_backlog(recipe, embedded_gateway="generator" in missing))
 
 
+def _warm(deployment: dict[str, Any], concurrency: int) -> dict[str, Any]:
+    """A direct-client deployment of the run's own gateway opens the run's `concurrency` connections at
+    its first call (the extend stage's, or the first few of the run): the burst that follows does not
+    wait while they are set up (`warm_connections`)."""
+    if deployment.get("http_client") != "direct":
+        return {}
+    return {"warm_connections": min(concurrency, deployment.get("max_concurrency", concurrency))}
+
+
 def services_config(recipe: RecipeBase, llm: LlmChoice) -> dict[str, Any]:
     """The embedded services' config file: the gateway's one route, admitting as many calls as the
     recipe keeps in flight. Keys are named by env var (`api_key_env`), never written out."""
     if llm.route is None:
         return {}
-    route = {**llm.route, "deployments": [{"max_concurrency": recipe.concurrency, **d}
+    route = {**llm.route, "deployments": [{"max_concurrency": recipe.concurrency, **_warm(d, recipe.concurrency), **d}
                                           for d in llm.route["deployments"]]}
     from instructforge.generator.settings import GeneratorSettings
 

@@ -80,7 +80,7 @@ class OpenAIBackend:
         if config.http_client == "direct":
             self.direct = DirectOpenAIClient(base_url_of(config), self._api_key, config.headers,
                                              config.max_concurrency, min(10.0, config.timeout_s),
-                                             f"instructforge/{package_version()}")
+                                             f"instructforge/{package_version()}", warm=config.warm_connections)
         else:  # built now: a bad setting fails the start, not the first call
             self._client = self._new_client()
 
