@@ -207,40 +207,29 @@ def test_a_cancelled_call_closes_its_connection_so_the_server_sees_it_end():
     assert after.body == b"fresh" and server.connections == 2
 
 
-def test_bytes_after_a_whole_answer_make_the_connection_unusable():
-    async def go():
-        server, pool = await serve([ok(b"one") + b"HTTP/1.1 200 OK\r\n", ok(b"two")])
-        first = await pool.post("/c", b"")
-        second = await pool.post("/c", b"")
-        await server.stop()
-        return server, first, second
+async def _in_turn(script, count: int, pause: float = 0.0, **pool_args) -> tuple[list[bytes], int]:
+    """`count` calls one after the other (`pause` seconds apart): their bodies and the connections opened."""
+    server, pool = await serve(script, **pool_args)
+    bodies = []
+    for i in range(count):
+        if i:
+            await asyncio.sleep(pause)
+        bodies.append((await pool.post("/c", b"")).body)
+    await server.stop()
+    return bodies, server.connections
 
-    server, first, second = run(go())
-    assert (first.body, second.body) == (b"one", b"two") and server.connections == 2
+
+def test_bytes_after_a_whole_answer_make_the_connection_unusable():
+    assert run(_in_turn([ok(b"one") + b"HTTP/1.1 200 OK\r\n", ok(b"two")], 2)) == ([b"one", b"two"], 2)
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error():
-    async def go():
-        server, pool = await serve([[ok(b"one"), 0.01, b""], ok(b"two")])  # its keep-alive timer ran out
-        await pool.post("/c", b"")
-        await asyncio.sleep(0.1)
-        second = await pool.post("/c", b"")
-        await server.stop()
-        return server, second
-
-    server, second = run(go())
-    assert second.body == b"two" and server.connections == 2
+    script = [[ok(b"one"), 0.01, b""], ok(b"two")]  # its keep-alive timer ran out
+    assert run(_in_turn(script, 2, pause=0.1)) == ([b"one", b"two"], 2)
 
 
 def test_a_connection_idle_past_the_keepalive_time_is_not_reused():
-    async def go():
-        server, pool = await serve([ok(b"one"), ok(b"two")], keepalive_s=0.0)
-        await pool.post("/c", b"")
-        await pool.post("/c", b"")
-        await server.stop()
-        return server
-
-    assert run(go()).connections == 2
+    assert run(_in_turn([ok(b"one"), ok(b"two")], 2, keepalive_s=0.0)) == ([b"one", b"two"], 2)
 
 
 def test_connections_never_exceed_the_limit():
