@@ -115,13 +115,14 @@ async def open_session(recipe: RecipeBase, run_folder: Path, env: Mapping[str, s
                       backlog=gateway_backlog(recipe, embedded_gateway="generator" in missing))
 
 
-def _warm(deployment: dict[str, Any], concurrency: int) -> dict[str, Any]:
-    """A direct-client deployment of the run's own gateway opens the run's `concurrency` connections at
-    its first call (the extend stage's, or the first few of the run): the burst that follows does not
-    wait while they are set up (`warm_connections`)."""
-    if deployment.get("http_client") != "direct":
-        return {}
-    return {"warm_connections": min(concurrency, deployment.get("max_concurrency", concurrency))}
+def _embedded_deployment(deployment: dict[str, Any], concurrency: int) -> dict[str, Any]:
+    """A deployment of the run's own gateway: it admits the run's `concurrency`, and with the direct
+    client opens that many connections at its first call (the extend stage's, or the first few of the
+    run), so that the burst that follows does not wait while they are set up (`warm_connections`)."""
+    out = {"max_concurrency": concurrency, **deployment}
+    if out.get("http_client") == "direct":
+        out.setdefault("warm_connections", out["max_concurrency"])
+    return out
 
 
 def services_config(recipe: RecipeBase, llm: LlmChoice) -> dict[str, Any]:
@@ -129,8 +130,7 @@ def services_config(recipe: RecipeBase, llm: LlmChoice) -> dict[str, Any]:
     recipe keeps in flight. Keys are named by env var (`api_key_env`), never written out."""
     if llm.route is None:
         return {}
-    route = {**llm.route, "deployments": [{"max_concurrency": recipe.concurrency, **_warm(d, recipe.concurrency), **d}
-                                          for d in llm.route["deployments"]]}
+    route = {**llm.route, "deployments": [_embedded_deployment(d, recipe.concurrency) for d in llm.route["deployments"]]}
     from instructforge.generator.settings import GeneratorSettings
 
     # Its stream must let every call the run hands over in (the backlog included); never below its default.

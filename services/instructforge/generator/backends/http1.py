@@ -42,7 +42,6 @@ class ConnectTimeout(Exception):
     """The server did not accept a connection within the connect timeout."""
 
 
-
 @dataclass(frozen=True)
 class Answer:
     status: int

@@ -28,11 +28,9 @@ class DirectOpenAIClient:
 
     def __init__(self, base_url: str, api_key: str, headers: dict[str, str], max_connections: int,
                  connect_timeout_s: float, user_agent: str, warm: int = 0):
-        self.base_url = base_url.rstrip("/")
-        self.headers = {"User-Agent": user_agent, **headers, "Authorization": f"Bearer {api_key}",
-                        "Content-Type": "application/json", "Accept": "application/json"}
-        self.pool = HTTP1Pool(self.base_url, self.headers, max_connections, connect_timeout_s, keepalive_s=30.0,
-                              warm=warm)
+        sent = {"User-Agent": user_agent, **headers, "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/json", "Accept": "application/json"}
+        self.pool = HTTP1Pool(base_url, sent, max_connections, connect_timeout_s, keepalive_s=30.0, warm=warm)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The JSON answer of a POST; a ProviderError for an error status, a broken body or a lost connection.
