@@ -20,6 +20,7 @@ from instructforge.pipeline.explore_grow import (
 )
 from instructforge.pipeline.explore_instruct import initial_tree, resolve_domain
 from instructforge.pipeline.filters import get_rules
+from instructforge.pipeline.lulls import QUIET_S
 from instructforge.pipeline.protocols import Completion, FinishReason
 from instructforge.pipeline.recipe import parse_recipe
 from instructforge.pipeline.state import RunState
@@ -40,8 +41,10 @@ class Provider:
         self.slots = asyncio.Semaphore(concurrency)
         self.respond, self.limit = LayoutOpenAI()._respond, apply_limits
         self.answer_gap_s, self.handing_back = answer_gap_s, asyncio.Lock()
+        self.sent_at: list[float] = []  # when each call came in, in that order
 
     async def generate(self, request):
+        self.sent_at.append(asyncio.get_running_loop().time())
         async with self.slots:
             await asyncio.sleep(LATENCY_S)
         if self.answer_gap_s:
@@ -83,7 +86,7 @@ class Wire:
 
 
 def _enrich_in_lockstep(tmp_path, concurrency: int, per_leaf: int, *, answer_gap_s: float = 0.0, backlog: int = 0,
-                        seed: int = 42, provider=None) -> tuple[float, StageStats]:
+                        seed: int = 42, provider=None, after_node=None) -> tuple[float, StageStats]:
     recipe = parse_recipe({
         "recipe": "explore_instruct", "name": "lockstep", "concurrency": concurrency, "seed": seed,
         "domain": {"preset": "custom", "name": "Packing lists", "description": "Packing lists for trips."},
@@ -98,7 +101,7 @@ def _enrich_in_lockstep(tmp_path, concurrency: int, per_leaf: int, *, answer_gap
         if isinstance(provider, Wire):
             provider.enrich_starts()
         stats, start = StageStats("enrich"), asyncio.get_running_loop().time()
-        await enrich_stage(ctx, recipe, tree, domain, rules, stats)
+        await enrich_stage(ctx, recipe, tree, domain, rules, stats, after_node=after_node)
         took = asyncio.get_running_loop().time() - start
         state.close()
         return took, stats
@@ -145,6 +148,36 @@ def test_the_first_calls_leave_while_the_rest_of_the_wave_is_still_being_prepare
     assert wire.first_departure is not None and wire.first_departure <= HANDOVER_PER_TURN
     plain_took, plain = _enrich_in_lockstep(tmp_path / "plain", concurrency=128, per_leaf=20)
     assert (took, stats.calls, stats.outputs) == (plain_took, plain.calls, plain.outputs)
+
+
+def test_finished_nodes_are_filtered_between_bursts_of_calls_not_during_them(tmp_path):
+    # The answers of a round trip reach the stage 1 ms apart, each turned into the next call. A node's
+    # filter verdicts (`after_node`) asked for as it finished, in the middle of such a burst, delayed
+    # every call behind them (in the benchmark, the last round trip's calls left over 0.3 s). Now a
+    # node waits for a lull (QUIET_S without a call sent), or for the end of the stage's calls; each
+    # runs once, and the stage's calls and examples are what they were without the hook.
+    provider = Provider(128, answer_gap_s=0.001)
+    started: list[tuple[float, str]] = []
+
+    async def after_node(node) -> None:
+        started.append((asyncio.get_running_loop().time(), node.task_name))
+        await asyncio.sleep(0.005)  # the dedup service's round trip
+
+    took, stats = _enrich_in_lockstep(tmp_path, concurrency=128, per_leaf=20, answer_gap_s=0.001,
+                                      provider=provider, after_node=after_node)
+    names = [name for _, name in started]
+    assert len(names) == len(set(names)) == 1 + 12 + 144
+    last_call = provider.sent_at[-1]
+    in_lulls = 0
+    for at, name in started:
+        if at < last_call:  # calls still to go out: only in a lull
+            latest = max(t for t in provider.sent_at if t <= at)
+            assert at - latest >= QUIET_S - 1e-9, (name, at, latest)
+            in_lulls += 1
+    assert in_lulls > 100  # most nodes are done while the stage still runs, not all left to its end
+    plain_took, plain = _enrich_in_lockstep(tmp_path / "plain", concurrency=128, per_leaf=20, answer_gap_s=0.001)
+    assert (stats.calls, stats.outputs) == (plain.calls, plain.outputs)
+    assert took <= plain_took + 0.01  # the last nodes are filtered as their answers come in
 
 
 def test_calls_beyond_need_go_only_where_a_short_answer_is_possible():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -125,7 +126,15 @@ async def test_filter_within_a_node_or_across_the_tree(tmp_path, scope, kept):
 
 
 async def test_filter_verdicts_are_asked_node_by_node_while_enrich_still_runs(tmp_path):
-    llm = FakeLLM(delay=0.01)
+    class Lockstep(FakeLLM):
+        """Every answer a round trip later, so the stage has lulls (no call going out) between its
+        rounds of calls: where finished nodes are filtered (lulls.py)."""
+
+        async def generate(self, request):
+            await asyncio.sleep(0.05)
+            return await super().generate(request)
+
+    llm = Lockstep()
     asked: list[tuple[str, int]] = []  # (request id, LLM answers so far)
 
     class Watching(MemoryNovelty):

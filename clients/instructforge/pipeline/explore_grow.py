@@ -33,6 +33,7 @@ from typing import Any
 from instructforge.pipeline.calls import CallNotNeeded
 from instructforge.pipeline.context import RunContext, gather_bounded
 from instructforge.pipeline.filters import FilterRules, ensure_boxed
+from instructforge.pipeline.lulls import LullRunner
 from instructforge.pipeline.parsers import ParsedExample, parse_examples, parse_subtasks
 from instructforge.pipeline.prompts import explore as prompts
 from instructforge.pipeline.prompts.domains import Domain
@@ -266,7 +267,8 @@ class NodeFill:
 async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: DomainTree, domain: Domain,
                        rules: FilterRules, stats: StageStats,
                        after_node: Callable[[Node], Awaitable[None]] | None = None) -> DomainTree:
-    """Every node enriched; `after_node` runs on each as soon as its examples are final.
+    """Every node enriched; `after_node` runs on each once its examples are final, in a lull between
+    bursts of answers (see lulls.py), and the stage ends when it has run on every node.
 
     One scheduler hands out the call slots, a call at a time and only when a slot is free, so every
     choice is made with every answer so far. A free slot goes, in this order, to (1) a call a node
@@ -306,6 +308,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         fills[id(n)] = NodeFill(i, n, want, cfg.max_rounds(want), cfg.max_example_num)
     live: list[NodeFill] = []  # started and not finished, in pre-order
     calls: dict[asyncio.Future, tuple[NodeFill, int]] = {}
+    # `after_node` waits for the lulls between bursts of answers (see lulls.py); `hooks` holds its runner.
+    lulls = LullRunner(after_node) if after_node is not None else None
     hooks: set[asyncio.Future] = set()
     finished = Finished()
     handover = HANDOVER_PER_TURN  # calls this turn of the event loop may still hand over
@@ -352,8 +356,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         if fill.added < fill.want:
             stats.notes.setdefault("nodes_short_of_examples", []).append(fill.node.task_name)
         stats.outputs += fill.added
-        if after_node is not None:
-            hooks.add(finished.watch(asyncio.ensure_future(after_node(fill.node))))
+        if lulls is not None:
+            lulls.add(fill.node)
         if wait_for_parent:
             for child in fill.node.children:
                 start(fills[id(child)])
@@ -363,6 +367,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         nonlocal handover
         count = min(count, free, handover)
         handover -= count
+        if count and lulls is not None:
+            lulls.busy()
         for _ in range(count):
             calls[finished.watch(asyncio.ensure_future(one(fill, fill.rounds)))] = (fill, fill.rounds)
             fill.rounds += 1
@@ -430,6 +436,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     for n in nodes:
         if n.parent is None or not wait_for_parent:
             start(fills[id(n)])
+    if lulls is not None:
+        hooks.add(finished.watch(asyncio.ensure_future(lulls.run())))
     try:
         while True:
             handover = HANDOVER_PER_TURN
@@ -439,6 +447,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
                 continue
             for fill in [f for f in live if not f.in_flight and (f.rounds >= f.max_rounds or not calls)]:
                 close(fill)  # attempts spent, nothing more to come
+            if not live and lulls is not None:
+                lulls.finish()  # no answer left to wait for: the nodes' hooks run now
             if not live and not hooks:
                 # Calls still out are past need: the stage does not wait for them, the run does
                 # (they are paid, so it journals them before its summary).
