@@ -72,6 +72,19 @@ def test_import_then_export_is_byte_identical(tmp_path):
     assert files(tmp_path / "again") == files(tmp_path / "in")
 
 
+def test_nodes_saved_one_at_a_time_make_the_same_folder(tmp_path):
+    # A stage writes a node's file once it is done with it (save_node), then saves the rest; the
+    # folder is byte for byte what one save writes, and the nodes named done are not written again.
+    write_published_tree(tmp_path / "in")
+    tree = DomainTree.load(tmp_path / "in")
+    early = [tree.get("paraphrase"), tree.get("shorten")]
+    for node in early:
+        assert DomainTree.save_node(tmp_path / "out", node) == tmp_path / "out" / node.config_filename
+    written = tree.save(tmp_path / "out", done=early)
+    assert {p.name for p in written} == {META_FILE, "writing_help.json", "r_sum_wording.json", PRUNED_FILE}
+    assert files(tmp_path / "out") == files(tmp_path / "in")
+
+
 def test_changed_nodes_are_rewritten_in_their_own_style(tmp_path):
     write_published_tree(tmp_path / "in")
     tree = DomainTree.load(tmp_path / "in")

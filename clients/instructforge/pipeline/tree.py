@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,8 +244,9 @@ class DomainTree:
                 tree.get(name).pruned = True
         return tree
 
-    def save(self, folder: str | Path) -> list[Path]:
-        """Write the layout into `folder` (created); returns the files written."""
+    def save(self, folder: str | Path, done: Collection[Node] = ()) -> list[Path]:
+        """Write the layout into `folder` (created); returns the files written. `done`: nodes whose
+        file there is already up to date (`save_node`), not written again."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
@@ -256,8 +257,15 @@ class DomainTree:
             written.append(path)
 
         put(META_FILE, (self.meta_file or StoredFile(META_STYLE)).dumps(self.root.meta_dict()))
-        for node in self.nodes():
-            put(node.config_filename, (node.stored or StoredFile(NODE_STYLE)).dumps(node.file_dict()))
+        written += [self.save_node(folder, node) for node in self.nodes() if node not in done]
         if self.pruned_file is not None or self.pruned_names:
             put(PRUNED_FILE, (self.pruned_file or StoredFile(NODE_STYLE)).dumps(self.pruned_names))
         return written
+
+    @staticmethod
+    def save_node(folder: str | Path, node: Node) -> Path:
+        """One node's file, e.g. as soon as a stage has finished with it (then `save(done=...)`)."""
+        path = Path(folder) / node.config_filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text((node.stored or StoredFile(NODE_STYLE)).dumps(node.file_dict()), encoding="utf-8")
+        return path
