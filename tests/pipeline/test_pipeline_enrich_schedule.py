@@ -14,6 +14,8 @@ from instructforge.pipeline.context import RunContext
 from instructforge.pipeline.explore_grow import (
     HANDOVER_PER_TURN,
     MIN_RISK,
+    SURE_AFTER,
+    NodeFill,
     YieldEstimate,
     enrich_stage,
     extend_stage,
@@ -25,6 +27,7 @@ from instructforge.pipeline.protocols import Completion, FinishReason
 from instructforge.pipeline.recipe import parse_recipe
 from instructforge.pipeline.state import RunState
 from instructforge.pipeline.stats import StageStats
+from instructforge.pipeline.tree import Node
 
 LATENCY_S = 0.5
 
@@ -178,6 +181,23 @@ def test_finished_nodes_are_filtered_between_bursts_of_calls_not_during_them(tmp
     plain_took, plain = _enrich_in_lockstep(tmp_path / "plain", concurrency=128, per_leaf=20, answer_gap_s=0.001)
     assert (stats.calls, stats.outputs) == (plain.calls, plain.outputs)
     assert took <= plain_took + 0.01  # the last nodes are filtered as their answers come in
+
+
+def test_sure_calls_are_sized_by_what_the_nodes_answers_bring_once_a_few_are_in():
+    # 90 wanted, 56 in, 4 calls out. At 10 a call those 4 could still bring the 34 missing, so no
+    # call was sure; this node's answers never brought more than 8 (the filters drop the same two of
+    # each), so it needs a fifth, and gets it among the sure calls instead of waiting as a top-up
+    # while other nodes' sure calls take every slot (pipeline_bench, recipe seed 42: that node's last
+    # calls then left one round trip at a time, and the stage took an eighth round trip).
+    fill = NodeFill(0, Node("t", "T"), want=90, max_rounds=30, max_examples=1000)
+    fill.added, fill.in_flight, fill.rounds = 56, 4, 13
+    fill.calls, fill.most = SURE_AFTER - 1, 8
+    assert fill.sure_calls(10) == 0  # too few answers to go by
+    fill.calls = SURE_AFTER
+    assert fill.sure_calls(10) == 1
+    assert fill.sure_calls(6) == fill.calls_for(6)  # never more per call than a request asks for
+    fill.most = 0  # every answer so far empty: nothing to size by, so the request size
+    assert fill.sure_calls(10) == 0
 
 
 def test_calls_beyond_need_go_only_where_a_short_answer_is_possible():

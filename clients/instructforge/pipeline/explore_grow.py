@@ -223,6 +223,8 @@ def _below(limit: float, mean: float, spread: float) -> float:
 
 # Calls beyond need go only to nodes at least this likely to fall short without them.
 MIN_RISK = 0.001
+# Answers of a node after which its sure calls are sized by the most any of them brought (see NodeFill.sure_calls).
+SURE_AFTER = 3
 # Calls handed over per turn of the event loop (a stream message's worth, see generation_stream.py).
 # Each call is prepared (journal, prompt) in a task of its own and the stream's writer only runs once
 # every task ahead of it has had its turn: 288 calls handed over at once at the start of the stage
@@ -247,6 +249,7 @@ class NodeFill:
         self.answered_rows = 0
         self.applied = self.added = 0
         self.calls = self.rows = 0  # answers seen and the rows in them: the node's own yield
+        self.most = 0  # the most rows one of its answers brought
         self.closed = False
 
     def finished(self) -> bool:
@@ -255,6 +258,19 @@ class NodeFill:
     def missing(self) -> int:
         """Examples still to come beyond those already answered (in rounds not yet applied)."""
         return self.want - self.added - self.answered_rows
+
+    def sure_calls(self, examples_per_request: int) -> int:
+        """Calls the node needs even if every call in flight brought the most an answer can: all
+        `examples_per_request`, or once SURE_AFTER of its answers are in, the most any of them brought.
+
+        Why not `examples_per_request` throughout: a node whose answers each lose the same items to the
+        filters (8 of 10, say) is never short by that measure until its last calls are back, so its
+        follow-ups went out as top-ups, which wait while other nodes' sure calls take every slot; its
+        last calls then left one round trip at a time, and the stage took a round trip more."""
+        most = examples_per_request
+        if self.calls >= SURE_AFTER and self.most:
+            most = min(most, self.most)
+        return self.calls_for(most)
 
     def calls_for(self, per_call: float, beyond: float = 0.0) -> int:
         """Calls to add so that those in flight are expected to bring what is missing (plus `beyond` calls)."""
@@ -272,13 +288,14 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
 
     One scheduler hands out the call slots, a call at a time and only when a slot is free, so every
     choice is made with every answer so far. A free slot goes, in this order, to (1) a call a node
-    surely needs (short even if every call in flight brought all `examples_per_request`), earlier
+    surely needs (short even if every call in flight brought the most an answer can, see
+    `NodeFill.sure_calls`), earlier
     nodes (pre-order) first, (2) a call the yield so far says a node needs (top-ups with
     `spare_calls` more), (3) while a slot would otherwise sit idle, up to `calls_ahead` calls beyond
     that; (2) and (3) to the node likeliest to fall short first (judged by how often answers so far
     came back empty and how the rest spread; (3) only while that chance is above `MIN_RISK`). Sure
-    calls first keep the provider busy with calls that are never wasted while the answers that size
-    the rest come in; the calls beyond need are spent only at the end of the stage, where a short
+    calls first keep the provider busy with calls that are (all but) never wasted while the answers
+    that size the rest come in; the calls beyond need are spent only at the end of the stage, where a short
     answer would otherwise cost a round trip with the provider nearly idle. Only sure calls may wait
     at the gateway beyond the provider's slots (`gateway_backlog`): at the end of the stage a call
     queued there is answered a round trip late, and so is every top-up the last answers ask for
@@ -380,7 +397,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         for fill in live:  # (1) surely needed
             if free <= 0:
                 return
-            free = launch(fill, fill.calls_for(cfg.examples_per_request), free)
+            free = launch(fill, fill.sure_calls(cfg.examples_per_request), free)
         # Only surely needed calls wait at the gateway for a provider slot: one that waits there when
         # a round trip's last answers are in is answered a round trip late, and so is every call
         # sent after it, however needed.
@@ -421,6 +438,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         fill.answered_rows += len(result[0])
         yields.seen(len(result[0]))
         fill.calls, fill.rows = fill.calls + 1, fill.rows + len(result[0])
+        fill.most = max(fill.most, len(result[0]))
         while fill.applied in fill.answered and not fill.finished():  # in round order
             rows, counts = fill.answered.pop(fill.applied)
             fill.answered_rows -= len(rows)
