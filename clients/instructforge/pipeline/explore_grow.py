@@ -289,17 +289,16 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     One scheduler hands out the call slots, a call at a time and only when a slot is free, so every
     choice is made with every answer so far. A free slot goes, in this order, to (1) a call a node
     surely needs (short even if every call in flight brought the most an answer can, see
-    `NodeFill.sure_calls`), earlier
-    nodes (pre-order) first, (2) a call the yield so far says a node needs (top-ups with
-    `spare_calls` more), (3) while a slot would otherwise sit idle, up to `calls_ahead` calls beyond
-    that; (2) and (3) to the node likeliest to fall short first (judged by how often answers so far
-    came back empty and how the rest spread; (3) only while that chance is above `MIN_RISK`). Sure
-    calls first keep the provider busy with calls that are (all but) never wasted while the answers
-    that size the rest come in; the calls beyond need are spent only at the end of the stage, where a short
-    answer would otherwise cost a round trip with the provider nearly idle. Only sure calls may wait
-    at the gateway beyond the provider's slots (`gateway_backlog`): at the end of the stage a call
-    queued there is answered a round trip late, and so is every top-up the last answers ask for
-    behind it."""
+    `NodeFill.sure_calls`), earlier nodes (pre-order) first, (2) a call the yield so far says a node
+    needs (top-ups with `spare_calls` more), (3) while a slot would otherwise sit idle, up to
+    `calls_ahead` calls beyond that; (2) and (3) to the node likeliest to fall short first (judged by
+    how often answers so far came back empty and how the rest spread; (3) only while that chance is
+    above `MIN_RISK`). Sure calls first keep the provider busy with calls that are (all but) never
+    wasted while the answers that size the rest come in; the calls beyond need are spent only at the
+    end of the stage, where a short answer would otherwise cost a round trip with the provider nearly
+    idle. Only sure calls may wait at the gateway beyond the provider's slots (`gateway_backlog`): at
+    the end of the stage a call queued there is answered a round trip late, and so is every top-up
+    the last answers ask for behind it."""
     cfg = recipe.stages.enrich
     nums = cfg.enrich_nums or []
     nodes = list(tree.nodes())
