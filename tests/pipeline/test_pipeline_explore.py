@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
+import time
 
 import pytest
 from pipeline_fakes import FakeLLM, KilledError, MemoryNovelty, enrich_answer, run_recipe
 
+from instructforge.pipeline.protocols import PermanentError
 from instructforge.pipeline.state import RunState
 from instructforge.pipeline.tree import DomainTree
 
@@ -149,6 +152,48 @@ async def test_filter_verdicts_are_asked_node_by_node_while_enrich_still_runs(tm
     assert min(answers for _, answers in filtered) < len(llm.arrived)  # before the last LLM answer came in
     assert run.stats[3].inputs == sum(len(n.examples) for n in tree.nodes()) + run.stats[3].drops.get(
         "near_duplicate_instruction", 0)  # the filter stage judged every example, from the journal
+
+
+async def test_enrich_ends_with_its_last_node_not_with_the_filter_verdicts_still_on_their_way(tmp_path):
+    # The verdicts of the nodes enrich finishes last would hold up its end (30-70 ms of the dedup
+    # service at 10k examples, pipeline_bench; far more with a slow or distant service). The filter
+    # stage waits for them instead, and still judges every example.
+    returned: list[float] = []
+
+    class Slow(MemoryNovelty):
+        async def check_and_insert(self, collection, items, *, request_id, scope=None):
+            if request_id.split("/")[1] == "filter":
+                await asyncio.sleep(0.3)
+                returned.append(time.time())
+            return await super().check_and_insert(collection, items, request_id=request_id, scope=scope)
+
+    _, run = await run_recipe(tmp_path, recipe(), FakeLLM(), Slow())
+    tree = DomainTree.load(tmp_path / "tree")
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        (enriched,) = db.execute("SELECT finished FROM stages WHERE name = 'enrich'").fetchone()
+    assert len(returned) == len(tree)  # one request per node, none asked twice
+    assert enriched < max(returned) - 0.2  # the stage did not wait for the last of them
+    assert run.stats[3].inputs == sum(len(n.examples) for n in tree.nodes()) + run.stats[3].drops.get(
+        "near_duplicate_instruction", 0)
+
+
+async def test_a_failed_filter_verdict_stops_the_run_at_the_filter_stage_and_resume_asks_again(tmp_path):
+    class Down(MemoryNovelty):
+        async def check_and_insert(self, collection, items, *, request_id, scope=None):
+            if request_id.split("/")[1] == "filter":
+                raise PermanentError("the dedup service refused the request")
+            return await super().check_and_insert(collection, items, request_id=request_id, scope=scope)
+
+    with pytest.raises(PermanentError, match="refused"):
+        await run_recipe(tmp_path, recipe(), FakeLLM(), Down())
+    state = RunState.open(tmp_path)
+    try:
+        assert state.stage_done("enrich") is not None and state.stage_done("filter") is None
+    finally:
+        state.close()
+    llm = FakeLLM()
+    dataset, run = await run_recipe(tmp_path, None, llm)
+    assert len(dataset) == 120 and not llm.prompts  # enrich was done: no LLM call made again
 
 
 async def test_enrich_writes_a_finished_nodes_checkpoint_file_while_it_still_waits_on_the_llm(tmp_path):
