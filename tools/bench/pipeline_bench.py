@@ -3,7 +3,9 @@
 A fake OpenAI-compatible model (its own process) answers every call after `--latency-s` (exactly,
 so answers come back in lockstep rounds; `--latency-jitter` spreads them) and lets `--concurrency`
 calls in at once; beyond that a call waits for a slot, as a rate-limited provider
-would make it. The run (`iforge run`, its own process, with the gateway and dedup services
+would make it. It writes each answer halfway through that wait, not on arrival: a real provider's
+work takes none of the client's CPU, and calls arrive exactly while the run turns a burst of answers
+into calls (composing them on arrival cost the run 1-2 points of the ideal in interleaved pairs). The run (`iforge run`, its own process, with the gateway and dedup services
 embedded in child processes of it, one per service) explores a domain and enriches every node until it has
 `--examples` examples.
 
@@ -78,15 +80,21 @@ class Limited(LayoutOpenAI):
         self.jitter, self.rng = jitter, __import__("random").Random(7)
         self.spans = []
     def handle(self, request):
-        reply = super().handle(request)
         if request.method != "POST":
-            return reply
+            return super().handle(request)
         async def later():
             arrived = time.time()  # wall time: comparable with the run's stage times
             async with self.slots:
                 self.inside += 1
                 self.peak = max(self.peak, self.inside)
-                await asyncio.sleep(self.latency * (1 + self.jitter * (2 * self.rng.random() - 1)))
+                loop = asyncio.get_running_loop()
+                due = loop.time() + self.latency * (1 + self.jitter * (2 * self.rng.random() - 1))
+                # The answer is written halfway through the wait, not on arrival: calls arrive while
+                # the run turns a burst of answers into calls, and a real provider's work would not
+                # take the CPU the run then needs (here it shares the machine).
+                await asyncio.sleep((due - loop.time()) / 2)
+                reply = LayoutOpenAI.handle(self, request)
+                await asyncio.sleep(max(0.0, due - loop.time()))
                 self.inside -= 1
             self.spans.append((arrived, time.time()))
             return reply
