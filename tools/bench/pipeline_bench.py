@@ -261,6 +261,8 @@ def bench_once(args: argparse.Namespace, source: Path | None) -> dict:
     timeline = fake.stdout.readline().strip()
     spans = json.loads(fake.stdout.readline())
     fake.wait(10)
+    if args.keep_runs:  # each call at the fake: when it arrived, when it was answered (wall time)
+        (work / "fake-spans.json").write_text(json.dumps(spans))
     if run.returncode != 0:  # the run folder stays, for its services' logs
         raise SystemExit(f"iforge run failed ({run.returncode}); its folder: {work / 'run'}\n{out[-3000:]}")
     try:
@@ -536,8 +538,8 @@ def main() -> int:
                              "repeat to compare trees, run interleaved")
     parser.add_argument("--repeat", type=int, default=1, help="runs per source (default 1)")
     parser.add_argument("--keep-runs", action="store_true",
-                        help="keep each run's folder (its state, dataset, report and services' log) and print "
-                             "where; by default it is deleted once its figures are read")
+                        help="keep each run's folder (its state, dataset, report, services' log and the fake's "
+                             "fake-spans.json) and print where; by default it is deleted once its figures are read")
     parser.add_argument("--recipe-seed", type=int, default=None,
                         help="the recipe's seed (default: the recipe's own, 42); it draws the demonstrations, so "
                              "the prompts, and with them which answers come back bad and which node finishes last")
