@@ -10,6 +10,7 @@ import pytest
 from layout_openai import LayoutOpenAI  # puts tests/generator (fakes.*) on the path
 from pipeline_fakes import VirtualClock
 
+from instructforge.pipeline import explore_grow
 from instructforge.pipeline.context import RunContext
 from instructforge.pipeline.explore_grow import (
     HANDOVER_PER_TURN,
@@ -181,6 +182,32 @@ def test_finished_nodes_are_filtered_between_bursts_of_calls_not_during_them(tmp
     plain_took, plain = _enrich_in_lockstep(tmp_path / "plain", concurrency=128, per_leaf=20, answer_gap_s=0.001)
     assert (stats.calls, stats.outputs) == (plain.calls, plain.outputs)
     assert took <= plain_took + 0.01  # the last nodes are filtered as their answers come in
+
+
+def test_the_slots_of_answers_just_in_are_refilled_before_the_answers_are_read(tmp_path, monkeypatch):
+    # A round trip's answers come in together; reading each (parsing, filtering) took the run's one
+    # thread ~0.1 ms before any of their slots went to the next call. A free slot's sure call does
+    # not depend on what the answer brought (the node counts it as in flight until it is read), so
+    # the calls leave first and the answers are read after: only top-ups wait for them.
+    events: list[tuple[float, str]] = []
+    read = explore_grow.parse_examples
+
+    def reading(text, **kwargs):
+        events.append((asyncio.get_running_loop().time(), "read"))
+        return read(text, **kwargs)
+
+    class Watched(Provider):
+        async def generate(self, request):
+            events.append((asyncio.get_running_loop().time(), "sent"))
+            return await super().generate(request)
+
+    monkeypatch.setattr(explore_grow, "parse_examples", reading)
+    _, stats = _enrich_in_lockstep(tmp_path, concurrency=128, per_leaf=20, provider=Watched(128))
+    assert stats.outputs >= 144 * 20
+    start = next(t for t, what in events if what == "read")  # the first answers of the stage are in
+    after = [what for t, what in events if t >= start]
+    assert after.index("sent") < HANDOVER_PER_TURN  # not 128 answers read before a call left
+    assert after[:after.index("read", after.index("sent"))].count("sent") >= HANDOVER_PER_TURN
 
 
 def test_sure_calls_are_sized_by_what_the_nodes_answers_bring_once_a_few_are_in():

@@ -67,6 +67,10 @@ class Finished:
         while not self._done:
             self._ready.clear()
             await self._ready.wait()
+        return self.take()
+
+    def take(self) -> list[asyncio.Future]:
+        """Every task finished since the last call (none waited for)."""
         done = list(self._done)
         self._done.clear()
         return done
@@ -287,7 +291,9 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     bursts of answers (see lulls.py), and the stage ends when it has run on every node.
 
     One scheduler hands out the call slots, a call at a time and only when a slot is free, so every
-    choice is made with every answer so far. A free slot goes, in this order, to (1) a call a node
+    choice is made with every answer so far. A slot is free as soon as its answer is in; the answers
+    are read (parsed, filtered) once no other answer waits, so the calls that refill their slots leave
+    first. Until then a node counts an answer in as still in flight: only surely needed calls go out. A free slot goes, in this order, to (1) a call a node
     surely needs (short even if every call in flight brought the most an answer can, see
     `NodeFill.sure_calls`), earlier nodes (pre-order) first, (2) a call the yield so far says a node
     needs (top-ups with `spare_calls` more), (3) while a slot would otherwise sit idle, up to
@@ -324,6 +330,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
         fills[id(n)] = NodeFill(i, n, want, cfg.max_rounds(want), cfg.max_example_num)
     live: list[NodeFill] = []  # started and not finished, in pre-order
     calls: dict[asyncio.Future, tuple[NodeFill, int]] = {}
+    unread: list[tuple[NodeFill, int, Completion]] = []  # answers in, still counted in flight by their node
     # `after_node` waits for the lulls between bursts of answers (see lulls.py); `hooks` holds its runner.
     lulls = LullRunner(after_node) if after_node is not None else None
     hooks: set[asyncio.Future] = set()
@@ -339,11 +346,12 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
                                      peers=[s.task_name for s in parent.siblings], subtask=node.task_name,
                                      reason=node.reason, examples=cfg.examples_per_request)
 
-    async def one(fill: NodeFill, r: int) -> tuple[list[dict[str, str]], StageStats]:
-        """Round `r`'s kept rows, and its counts, held apart until the node knows it keeps the round."""
-        completion = await _call(ctx, lambda: fill.sent.add(r) or prompt_for(fill, r),
-                                 ctx.key("enrich", fill.node.task_name, r), version, sampling, stats,
-                                 unless=fill.finished)
+    async def one(fill: NodeFill, r: int) -> Completion:
+        return await _call(ctx, lambda: fill.sent.add(r) or prompt_for(fill, r),
+                           ctx.key("enrich", fill.node.task_name, r), version, sampling, stats, unless=fill.finished)
+
+    def kept_rows(completion: Completion) -> tuple[list[dict[str, str]], StageStats]:
+        """An answer's kept rows, and its counts, held apart until the node knows it keeps the round."""
         rows, counts = [], StageStats("enrich")
         for text, finish in completion.samples():
             parsed = parse_examples(text, finish_reason=finish)
@@ -397,6 +405,8 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             if free <= 0:
                 return
             free = launch(fill, fill.sure_calls(cfg.examples_per_request), free)
+        if unread:  # what else is needed waits for what the answers in bring
+            return
         # Only surely needed calls wait at the gateway for a provider slot: one that waits there when
         # a round trip's last answers are in is answered a round trip late, and so is every call
         # sent after it, however needed.
@@ -455,12 +465,41 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             start(fills[id(n)])
     if lulls is not None:
         hooks.add(finished.watch(asyncio.ensure_future(lulls.run())))
+    def collect(tasks: list[asyncio.Future]) -> None:
+        """Answers in: their slots are free at once; what they bring is read once none is waiting."""
+        for task in tasks:
+            if task in hooks:
+                hooks.discard(task)
+                task.result()
+                continue
+            fill, r = calls.pop(task)
+            try:
+                unread.append((fill, r, task.result()))
+            except CallNotNeeded:
+                fill.in_flight -= 1
+
+    def read_answers() -> None:
+        for fill, r, completion in unread:
+            fill.in_flight -= 1
+            if fill.closed:
+                continue
+            answered(fill, r, kept_rows(completion))
+            if fill.finished():
+                close(fill)
+        unread.clear()
+
     try:
         while True:
             handover = HANDOVER_PER_TURN
             hand_out_slots()
             if not handover:  # slots may be left: let the calls just handed over leave first
                 await asyncio.sleep(0)
+                continue
+            if more := finished.take():
+                collect(more)
+                continue
+            if unread:
+                read_answers()
                 continue
             for fill in [f for f in live if not f.in_flight and (f.rounds >= f.max_rounds or not calls)]:
                 close(fill)  # attempts spent, nothing more to come
@@ -472,22 +511,7 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
                 ctx.settling.update(calls)
                 calls.clear()
                 break
-            for task in await finished.next():
-                if task in hooks:
-                    hooks.discard(task)
-                    task.result()
-                    continue
-                fill, r = calls.pop(task)
-                fill.in_flight -= 1
-                try:
-                    result = task.result()
-                except CallNotNeeded:
-                    continue
-                if fill.closed:
-                    continue
-                answered(fill, r, result)
-                if fill.finished():
-                    close(fill)
+            collect(await finished.next())
     finally:  # only after a failure: what is still out is cancelled
         for task in [*calls, *hooks]:
             task.cancel()
