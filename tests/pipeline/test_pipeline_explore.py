@@ -163,7 +163,7 @@ async def test_enrich_ends_with_its_last_node_not_with_the_filter_verdicts_still
     class Slow(MemoryNovelty):
         async def check_and_insert(self, collection, items, *, request_id, scope=None):
             if request_id.split("/")[1] == "filter":
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.5)
                 returned.append(time.time())
             return await super().check_and_insert(collection, items, request_id=request_id, scope=scope)
 
@@ -172,7 +172,7 @@ async def test_enrich_ends_with_its_last_node_not_with_the_filter_verdicts_still
     with sqlite3.connect(tmp_path / "state.sqlite") as db:
         (enriched,) = db.execute("SELECT finished FROM stages WHERE name = 'enrich'").fetchone()
     assert len(returned) == len(tree)  # one request per node, none asked twice
-    assert enriched < max(returned) - 0.2  # the stage did not wait for the last of them
+    assert enriched < max(returned) - 0.25  # the stage did not wait for the last of them
     assert run.stats[3].inputs == sum(len(n.examples) for n in tree.nodes()) + run.stats[3].drops.get(
         "near_duplicate_instruction", 0)
 
