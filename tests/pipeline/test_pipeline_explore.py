@@ -192,7 +192,7 @@ async def test_a_failed_filter_verdict_stops_the_run_at_the_filter_stage_and_res
     finally:
         state.close()
     llm = FakeLLM()
-    dataset, run = await run_recipe(tmp_path, None, llm)
+    dataset, _ = await run_recipe(tmp_path, None, llm)
     assert len(dataset) == 120 and not llm.prompts  # enrich was done: no LLM call made again
 
 

@@ -5,8 +5,9 @@ so answers come back in lockstep rounds; `--latency-jitter` spreads them) and le
 calls in at once; beyond that a call waits for a slot, as a rate-limited provider
 would make it. It writes each answer halfway through that wait, not on arrival: a real provider's
 work takes none of the client's CPU, and calls arrive exactly while the run turns a burst of answers
-into calls (composing them on arrival cost the run 1-2 points of the ideal in interleaved pairs). The run (`iforge run`, its own process, with the gateway and dedup services
-embedded in child processes of it, one per service) explores a domain and enriches every node until it has
+into calls (composing them on arrival cost the run 1-2 points of the ideal in interleaved pairs).
+The run (`iforge run`, its own process, with the gateway and dedup services embedded in child
+processes of it, one per service) explores a domain and enriches every node until it has
 `--examples` examples.
 
 The ideal is what the latency and the concurrency allow: `concurrency / latency` calls per second.

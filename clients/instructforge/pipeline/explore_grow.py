@@ -293,11 +293,12 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
     One scheduler hands out the call slots, a call at a time and only when a slot is free, so every
     choice is made with every answer so far. A slot is free as soon as its answer is in; the answers
     are read (parsed, filtered) once no other answer waits, so the calls that refill their slots leave
-    first. Until then a node counts an answer in as still in flight: only surely needed calls go out. A free slot goes, in this order, to (1) a call a node
-    surely needs (short even if every call in flight brought the most an answer can, see
-    `NodeFill.sure_calls`), earlier nodes (pre-order) first, (2) a call the yield so far says a node
-    needs (top-ups with `spare_calls` more), (3) while a slot would otherwise sit idle, up to
-    `calls_ahead` calls beyond that; (2) and (3) to the node likeliest to fall short first (judged by
+    first. Until then a node counts an answer in as still in flight: only surely needed calls go out.
+
+    A free slot goes, in this order, to (1) a call a node surely needs (short even if every call in
+    flight brought the most an answer can, see `NodeFill.sure_calls`), earlier nodes (pre-order)
+    first, (2) a call the yield so far says a node needs (top-ups with `spare_calls` more), (3) while
+    a slot would otherwise sit idle, up to `calls_ahead` calls beyond that; (2) and (3) to the node likeliest to fall short first (judged by
     how often answers so far came back empty and how the rest spread; (3) only while that chance is
     above `MIN_RISK`). Sure calls first keep the provider busy with calls that are (all but) never
     wasted while the answers that size the rest come in; the calls beyond need are spent only at the
@@ -460,11 +461,6 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             ctx.reporter.advance("enrich", min(len(rows), room))
             fill.applied += 1
 
-    for n in nodes:
-        if n.parent is None or not wait_for_parent:
-            start(fills[id(n)])
-    if lulls is not None:
-        hooks.add(finished.watch(asyncio.ensure_future(lulls.run())))
     def collect(tasks: list[asyncio.Future]) -> None:
         """Answers in: their slots are free at once; what they bring is read once none is waiting."""
         for task in tasks:
@@ -487,6 +483,12 @@ async def enrich_stage(ctx: RunContext, recipe: ExploreInstructRecipe, tree: Dom
             if fill.finished():
                 close(fill)
         unread.clear()
+
+    for n in nodes:
+        if n.parent is None or not wait_for_parent:
+            start(fills[id(n)])
+    if lulls is not None:
+        hooks.add(finished.watch(asyncio.ensure_future(lulls.run())))
 
     try:
         while True:
